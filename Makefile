@@ -1,0 +1,23 @@
+# The two commands of the README. Both set everything up on a fresh machine that has
+# Python 3.11: uv (installed with pip when missing), then the locked environment.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PYTHON ?= python3
+
+.PHONY: setup demo test lint bench
+
+$(UV):
+	$(PYTHON) -m pip install --user --quiet uv
+
+setup: $(UV)
+	$(UV) sync --frozen
+
+demo: setup
+	$(UV) run guardline demo
+
+test: setup
+	$(UV) run ruff check .
+	$(UV) run pytest
+
+bench: setup
+	$(UV) run python bench/generate_bench.py

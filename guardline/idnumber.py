@@ -1,0 +1,63 @@
+"""Resident ID numbers (GB 11643-1999): check characters and the legacy 15-digit form.
+
+Shared by the generator (which must write valid and deliberately broken numbers),
+the connectors (validity rates) and matching (normalisation), so that all three
+agree on what "valid" means.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CHECK = "10X98765432"
+
+
+def check_character(first17: str) -> str:
+    """ISO 7064 MOD 11-2 check character of the first 17 digits."""
+    if len(first17) != 17 or not first17.isdigit():
+        raise ValueError(f"need 17 digits, got {first17!r}")
+    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True))
+    return _CHECK[total % 11]
+
+
+def is_valid(id18: str) -> bool:
+    """True when ``id18`` is 17 digits plus a correct check character (upper-case X)."""
+    return (
+        len(id18) == 18
+        and id18[:17].isdigit()
+        and id18[17] in "0123456789X"
+        and check_character(id18[:17]) == id18[17]
+    )
+
+
+def make_id(area: str, birth: date, sequence: int) -> str:
+    """Build a valid 18-character ID from area code, birth date and 3-digit sequence.
+
+    The sequence's parity carries sex: odd for men, even for women.
+    """
+    first17 = f"{area}{birth:%Y%m%d}{sequence:03d}"
+    return first17 + check_character(first17)
+
+
+def to_legacy15(id18: str) -> str:
+    """The 15-digit form issued before 1999: two-digit year, no check character."""
+    return id18[:6] + id18[8:17]
+
+
+def from_legacy15(id15: str) -> str:
+    """Convert a 15-digit ID to 18 digits: insert "19" before the year, add the check."""
+    if len(id15) != 15 or not id15.isdigit():
+        raise ValueError(f"need 15 digits, got {id15!r}")
+    first17 = id15[:6] + "19" + id15[6:]
+    return first17 + check_character(first17)
+
+
+def birth_date(id18: str) -> date:
+    """Birth date encoded in digits 7-14."""
+    return date(int(id18[6:10]), int(id18[10:12]), int(id18[12:14]))
+
+
+def sex(id18: str) -> str:
+    """男 or 女 from the parity of the 17th digit."""
+    return "男" if int(id18[16]) % 2 else "女"

@@ -1,0 +1,119 @@
+"""Turn true department records into what departments deliver: identity defects,
+duplicate and corrected re-deliveries, misdated and late records.
+
+Every defect applied is logged with the record it hit, so the tests can check the
+rates and the ground truth can say what went wrong with each record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from synth import noise
+from synth.noise import NoiseProfile
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Where a source keeps the identity, and how it is delivered."""
+
+    source: str
+    id_field: str
+    name_field: str
+    per_identity: bool  # the department's system holds one (possibly wrong) ID per person
+    gbk: bool = False
+    file_delivered: bool = True
+
+
+def identity_defects(true_id: str, true_name: str, born: Any, fields: Fields, profile: NoiseProfile,
+                     rng: np.random.Generator) -> tuple[str, str, list[tuple[str, str]]]:
+    """(delivered ID, delivered name, [(field, defect)]) for one record or person."""
+    applied: list[tuple[str, str]] = []
+    allowed = tuple(k for k in noise.ID_DEFECTS if fields.file_delivered or k not in (
+        "apostrophe", "empty", "excel_float", "disability_cert"))
+    kind = noise.draw(rng, profile.id, allowed)
+    if kind == "legacy15" and born.year >= 2000:
+        kind = None
+    delivered_id = true_id if kind is None else noise.mangle_id(true_id, kind, rng)
+    if kind:
+        applied.append((fields.id_field, kind))
+    if delivered_id.endswith("X") and rng.random() < profile.rate("lower_x"):
+        delivered_id = delivered_id[:-1] + "x"
+        applied.append((fields.id_field, "lower_x"))
+
+    name = true_name
+    if "·" in name:
+        if rng.random() < profile.rate("dot_variant"):
+            name = noise.vary_dot(name, rng, fields.gbk)
+            applied.append((fields.name_field, "dot_variant"))
+    else:
+        kind = noise.draw(rng, profile.name_defects, noise.NAME_DEFECTS)
+        if kind and noise.name_defect_applies(name, kind):
+            name = noise.mangle_name(name, kind, rng)
+            applied.append((fields.name_field, kind))
+    return delivered_id, name, applied
+
+
+def apply_identity_noise(records: pl.DataFrame, fields: Fields, profile: NoiseProfile,
+                         rng: np.random.Generator) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Delivered ID and name columns, and the log (uid, field, defect) of what was applied."""
+    unit = "_true_id" if fields.per_identity else "_uid"
+    columns = list(dict.fromkeys((unit, "_true_id", "_true_name", "_born")))
+    units = records.unique(unit, keep="first", maintain_order=True).select(columns)
+    ids, nms, log_unit, log_field, log_defect = [], [], [], [], []
+    for row in units.iter_rows(named=True):
+        key, true_id, true_name, born = row[unit], row["_true_id"], row["_true_name"], row["_born"]
+        delivered_id, name, applied = identity_defects(true_id, true_name, born, fields, profile, rng)
+        ids.append(delivered_id)
+        nms.append(name)
+        for field, defect in applied:
+            log_unit.append(key)
+            log_field.append(field)
+            log_defect.append(defect)
+    mapping = pl.DataFrame({unit: units[unit], "_d_id": ids, "_d_name": nms})
+    out = (records.join(mapping, on=unit, how="left", maintain_order="left")
+           .with_columns(pl.col("_d_id").alias(fields.id_field), pl.col("_d_name").alias(fields.name_field))
+           .drop("_d_id", "_d_name"))
+    log = pl.DataFrame({unit: log_unit, "field": log_field, "defect": log_defect},
+                       schema={unit: records.schema[unit], "field": pl.String, "defect": pl.String})
+    log = records.select("_uid", unit).join(log, on=unit, how="inner").select("_uid", "field", "defect") \
+        if unit != "_uid" else log
+    return out, log
+
+
+def redeliveries(records: list[dict[str, Any]], profile: NoiseProfile, rng: np.random.Generator,
+                 protected: set[int], correct: dict[str, Any], date_field: str, as_of: Any
+                 ) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
+    """Rows as delivered: some misdated after D, some delivered twice, some corrected later.
+
+    ``protected`` records (planted shocks) keep their dates and values, so that what the
+    truth says of them stays true. A correction changes only fields in ``correct``
+    (field -> function of the row), never the record key.
+    """
+    out: list[dict[str, Any]] = []
+    log: list[tuple[int, str, str]] = []
+    for rec in records:
+        rec = dict(rec)
+        rec.setdefault("_defects", [])
+        if rec["_uid"] not in protected and rng.random() < profile.rate("after_run_date"):
+            rec[date_field] = rec["_date"] = as_of + timedelta(days=int(rng.integers(1, 6)))
+            log.append((rec["_uid"], date_field, "after_run_date"))
+        rec["_late"] = rec["_uid"] not in protected and rng.random() < profile.rate("late_record")
+        if rec["_late"]:
+            log.append((rec["_uid"], date_field, "late_record"))
+        out.append(rec)
+        if rng.random() < profile.rate("duplicate_row"):
+            out.append({**rec, "_copy": "duplicate"})
+            log.append((rec["_uid"], "*", "duplicate_row"))
+        elif rec["_uid"] not in protected and rng.random() < profile.rate("supersede_row"):
+            fixed = {**rec, "_copy": "supersede"}
+            for field, fix in correct.items():
+                fixed[field] = fix(rec, rng)
+            out.append(fixed)
+            log.append((rec["_uid"], "*", "supersede_row"))
+    return out, log
