@@ -4,6 +4,7 @@ cell form, and the record key each delivered row carries."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -40,34 +41,46 @@ class Delivered:
 class Presenter:
     """Cell forms of dates and amounts, drawn per row and logged."""
 
-    def __init__(self, profile: NoiseProfile, rng: np.random.Generator, log: list[tuple[int, str, str]]):
+    def __init__(self, profile: NoiseProfile, rng: np.random.Generator, log: list[tuple[int, str, str]],
+                 exposure: Counter[str], applied: Counter[str]):
         self.profile = profile
         self.rng = rng
         self.log = log
+        self.exposure = exposure
+        self.applied = applied
+
+    def _hit(self, uid: int, field: str, kind: str) -> None:
+        self.log.append((uid, field, kind))
+        self.applied[kind] += 1
 
     def date(self, uid: int, field: str, d: date | None, xlsx: bool) -> Any:
         if d is None:
             return None
+        self.exposure.update(("excel_serial", "date_variant"))
         u = self.rng.random()
         if u < self.profile.rate("excel_serial"):
-            self.log.append((uid, field, "excel_serial"))
+            self._hit(uid, field, "excel_serial")
             return excel_serial(d) if xlsx else str(excel_serial(d))
         if u < self.profile.rate("excel_serial") + self.profile.rate("date_variant"):
-            self.log.append((uid, field, "date_variant"))
+            self._hit(uid, field, "date_variant")
             return date_text(d, DATE_FORMS[int(self.rng.integers(len(DATE_FORMS)))])
         return d if xlsx else d.isoformat()
 
     def amount(self, uid: int, field: str, x: float | None, xlsx: bool) -> Any:
         if x is None:
             return None
-        if abs(x) >= 1000 and self.rng.random() < self.profile.rate("amount_text"):
-            self.log.append((uid, field, "amount_text"))
+        if abs(x) < 1000:  # below a thousand there is no separator to show
+            return float(x) if xlsx else f"{x:.2f}"
+        self.exposure["amount_text"] += 1
+        if self.rng.random() < self.profile.rate("amount_text"):
+            self._hit(uid, field, "amount_text")
             return amount_text(x)
         return float(x) if xlsx else f"{x:.2f}"
 
     def place(self, uid: int, field: str, name: str) -> str:
+        self.exposure["place_short"] += 1
         if self.rng.random() < self.profile.rate("place_short"):
-            self.log.append((uid, field, "place_short"))
+            self._hit(uid, field, "place_short")
             return short_place(name)
         return name
 

@@ -65,6 +65,8 @@ def _named(world: World, hh: dict[str, Any], spouses: dict[str, dict[str, Any]])
     """The head as registered, or the spouse as the verification team wrote it down."""
     rate = world.noise.rate("spouse_as_head")
     spouse = spouses.get(hh["household_id"])
+    if spouse is not None:
+        world.exposure["spouse_as_head"] += 1
     if spouse is not None and world.rng.random() < rate:
         return {**spouse, "_spouse_as_head": True}
     return hh

@@ -142,20 +142,22 @@ def _noisy_rows(world: World, records: list[dict[str, Any]], fields: Fields, dat
                 correct: dict[str, Any], out: Delivered) -> list[dict[str, Any]]:
     """Re-deliveries, then identity defects per record or per person, logged into ``out``."""
     rows, log = redeliveries(records, world.noise, world.rng, _protected(world), correct,
-                             date_field, world.as_of)
+                             date_field, world.as_of, world.exposure, world.applied)
     out.defects += log
     per_unit: dict[Any, tuple[str, str, list[tuple[str, str]]]] = {}
     for row in rows:
         unit = row["_true_id"] if fields.per_identity else row["_uid"]
         if unit not in per_unit:
             per_unit[unit] = identity_defects(row["_true_id"], row["_true_name"], row["_born"],
-                                              fields, world.noise, world.rng)
+                                              fields, world.noise, world.rng, world.exposure,
+                                              world.applied)
         delivered_id, name, applied = per_unit[unit]
         row[fields.id_field], row[fields.name_field] = delivered_id, name
         row["_id_defects"] = [d for f, d in applied if f == fields.id_field]
         if row.get("_copy") is None:
             out.defects += [(row["_uid"], f, d) for f, d in applied]
             out.defects += [(row["_uid"], fields.name_field, d) for d in row["_defects"]]
+            world.applied.update(row["_defects"])
     return rows
 
 
@@ -172,7 +174,7 @@ def _deliver_health(world: World, records: list[dict[str, Any]], folder: Path) -
     hospitals = health_insurance.HOSPITALS
     correct = {"定点医药机构名称": lambda r, rng: hospitals[int(rng.integers(len(hospitals)))]}
     rows = _noisy_rows(world, records, fields, "结算日期", correct, out)
-    present = Presenter(world.noise, world.rng, out.defects)
+    present = Presenter(world.noise, world.rng, out.defects, world.exposure, world.applied)
     first = world.days_ago(health_insurance.HISTORY_DAYS)
     for name, file_rows in month_files(rows, world.as_of, first, "yb_settlement_{ym}.csv").items():
         order = world.rng.permutation(len(file_rows))
@@ -201,7 +203,7 @@ def _deliver_civil(world: World, records: list[dict[str, Any]], folder: Path) ->
     correct = {"备注": lambda r, rng: remarks[int(rng.integers(len(remarks)))] or "更正",
                "联系电话": lambda r, rng: f"1{rng.choice([3, 5, 8])}{rng.integers(0, 10**9):09d}"}
     rows = _noisy_rows(world, records, fields, "审批日期", correct, out)
-    present = Presenter(world.noise, world.rng, out.defects)
+    present = Presenter(world.noise, world.rng, out.defects, world.exposure, world.applied)
     for row in rows:
         row["_id_cell"] = present.id_cell(row["_uid"], row["身份证号码"], row["_true_id"],
                                           row["_id_defects"], xlsx=True)
@@ -237,7 +239,7 @@ def _deliver_disaster(world: World, events: list, records: list[dict[str, Any]],
     correct = {"农作物受灾面积(亩)": lambda r, rng: round(float(r["农作物受灾面积(亩)"]) + 0.5, 1),
                "核查日期": lambda r, rng: r["核查日期"]}
     rows = _noisy_rows(world, records, fields, "灾害发生日期", correct, out)
-    present = Presenter(world.noise, world.rng, out.defects)
+    present = Presenter(world.noise, world.rng, out.defects, world.exposure, world.applied)
     by_event = {e.disaster_id: e for e in events}
     places: dict[int, tuple[str, str]] = {}
     for row in rows:
@@ -294,7 +296,7 @@ def _deliver_hr(world: World, events: list[dict[str, Any]], contributions: pl.Da
         contributions.select("_uid", "_true_id", "_true_name", "_born"),
     ])
     noisy, log = apply_identity_noise(identities.with_columns(aac002=pl.lit(""), aac003=pl.lit("")),
-                                      fields, world.noise, world.rng)
+                                      fields, world.noise, world.rng, world.exposure, world.applied)
     out.defects += [(u, f, d) for u, f, d in log.iter_rows()]
     delivered = noisy.select("_uid", "aac002", "aac003")
     ev = pl.DataFrame(events).drop("aac002", "aac003").join(delivered, on="_uid", how="left",
@@ -388,6 +390,8 @@ def _write_truth(world: World, delivered: list[Delivered], person_of: dict[int, 
         "seed": seed, "households": summary.households, "persons": summary.persons,
         "as_of": summary.as_of.isoformat(), "noise": noise, "register_file": register_file,
         "monitoring_line": world.line, "sources": [v for k, v in sorted(files.items()) if k.endswith("/*")],
+        "defects": {k: {"exposure": world.exposure[k], "applied": world.applied[k]}
+                    for k in sorted(world.exposure)},
         "files": [{"file": k, "rows": v["rows"]} for k, v in sorted(files.items()) if not k.endswith("/*")],
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",

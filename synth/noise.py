@@ -23,7 +23,7 @@ from synth import names
 SETTINGS_PATH = Path(__file__).with_name("settings.yaml")
 ID_DEFECTS = ("check_wrong", "digit_typo", "transposed", "fullwidth", "spaces", "apostrophe",
               "legacy15", "empty", "excel_float", "disability_cert")
-NAME_DEFECTS = ("homophone", "lookalike", "missing_char", "extra_char", "traditional", "spaces")
+NAME_DEFECTS = ("homophone", "lookalike", "missing_char", "extra_char", "traditional", "stray_spaces")
 DOTS = ("•", ".", "．", "")
 FULLWIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
 
@@ -144,7 +144,7 @@ def _to_traditional() -> opencc.OpenCC:
 
 def name_defect_applies(name: str, kind: str) -> bool:
     """Whether ``kind`` can change ``name`` at all (a name without look-alikes cannot get one)."""
-    if "·" in name and kind != "spaces":
+    if "·" in name and kind != "stray_spaces":
         return False
     if kind == "homophone":
         return any(c in _homophones() for c in name)
@@ -177,7 +177,7 @@ def mangle_name(name: str, kind: str, rng: np.random.Generator) -> str:
         return name + chars[int(rng.integers(len(chars)))]
     if kind == "traditional":
         return _to_traditional().convert(name)
-    if kind == "spaces":
+    if kind == "stray_spaces":
         style = int(rng.integers(3))
         if style == 0:
             return name[0] + " " + name[1:]

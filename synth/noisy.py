@@ -7,6 +7,7 @@ rates and the ground truth can say what went wrong with each record.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,36 +32,49 @@ class Fields:
 
 
 def identity_defects(true_id: str, true_name: str, born: Any, fields: Fields, profile: NoiseProfile,
-                     rng: np.random.Generator) -> tuple[str, str, list[tuple[str, str]]]:
-    """(delivered ID, delivered name, [(field, defect)]) for one record or person."""
+                     rng: np.random.Generator, exposure: Counter[str], applied_count: Counter[str]
+                     ) -> tuple[str, str, list[tuple[str, str]]]:
+    """(delivered ID, delivered name, [(field, defect)]) for one record or person.
+
+    ``exposure`` counts the defects this unit could have had, ``applied_count`` those
+    it got: their ratio is the realised rate the tests compare with the profile.
+    """
     applied: list[tuple[str, str]] = []
     allowed = tuple(k for k in noise.ID_DEFECTS if fields.file_delivered or k not in (
         "apostrophe", "empty", "excel_float", "disability_cert"))
+    if born.year >= 2000:
+        allowed = tuple(k for k in allowed if k != "legacy15")
+    exposure.update(allowed)
     kind = noise.draw(rng, profile.id, allowed)
-    if kind == "legacy15" and born.year >= 2000:
-        kind = None
     delivered_id = true_id if kind is None else noise.mangle_id(true_id, kind, rng)
     if kind:
         applied.append((fields.id_field, kind))
-    if delivered_id.endswith("X") and rng.random() < profile.rate("lower_x"):
-        delivered_id = delivered_id[:-1] + "x"
-        applied.append((fields.id_field, "lower_x"))
+    if delivered_id.endswith("X"):
+        exposure["lower_x"] += 1
+        if rng.random() < profile.rate("lower_x"):
+            delivered_id = delivered_id[:-1] + "x"
+            applied.append((fields.id_field, "lower_x"))
 
     name = true_name
     if "·" in name:
+        exposure["dot_variant"] += 1
         if rng.random() < profile.rate("dot_variant"):
             name = noise.vary_dot(name, rng, fields.gbk)
             applied.append((fields.name_field, "dot_variant"))
     else:
+        possible = tuple(k for k in noise.NAME_DEFECTS if noise.name_defect_applies(name, k))
+        exposure.update(possible)
         kind = noise.draw(rng, profile.name_defects, noise.NAME_DEFECTS)
-        if kind and noise.name_defect_applies(name, kind):
+        if kind in possible:
             name = noise.mangle_name(name, kind, rng)
             applied.append((fields.name_field, kind))
+    applied_count.update(d for _, d in applied)
     return delivered_id, name, applied
 
 
 def apply_identity_noise(records: pl.DataFrame, fields: Fields, profile: NoiseProfile,
-                         rng: np.random.Generator) -> tuple[pl.DataFrame, pl.DataFrame]:
+                         rng: np.random.Generator, exposure: Counter[str], applied_count: Counter[str]
+                         ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Delivered ID and name columns, and the log (uid, field, defect) of what was applied."""
     unit = "_true_id" if fields.per_identity else "_uid"
     columns = list(dict.fromkeys((unit, "_true_id", "_true_name", "_born")))
@@ -68,7 +82,8 @@ def apply_identity_noise(records: pl.DataFrame, fields: Fields, profile: NoisePr
     ids, nms, log_unit, log_field, log_defect = [], [], [], [], []
     for row in units.iter_rows(named=True):
         key, true_id, true_name, born = row[unit], row["_true_id"], row["_true_name"], row["_born"]
-        delivered_id, name, applied = identity_defects(true_id, true_name, born, fields, profile, rng)
+        delivered_id, name, applied = identity_defects(true_id, true_name, born, fields, profile, rng,
+                                                         exposure, applied_count)
         ids.append(delivered_id)
         nms.append(name)
         for field, defect in applied:
@@ -87,7 +102,8 @@ def apply_identity_noise(records: pl.DataFrame, fields: Fields, profile: NoisePr
 
 
 def redeliveries(records: list[dict[str, Any]], profile: NoiseProfile, rng: np.random.Generator,
-                 protected: set[int], correct: dict[str, Any], date_field: str, as_of: Any
+                 protected: set[int], correct: dict[str, Any], date_field: str, as_of: Any,
+                 exposure: Counter[str], applied_count: Counter[str]
                  ) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
     """Rows as delivered: some misdated after D, some delivered twice, some corrected later.
 
@@ -100,20 +116,25 @@ def redeliveries(records: list[dict[str, Any]], profile: NoiseProfile, rng: np.r
     for rec in records:
         rec = dict(rec)
         rec.setdefault("_defects", [])
-        if rec["_uid"] not in protected and rng.random() < profile.rate("after_run_date"):
+        free = rec["_uid"] not in protected
+        exposure["duplicate_row"] += 1
+        if free:
+            exposure.update(("after_run_date", "late_record", "supersede_row"))
+        if free and rng.random() < profile.rate("after_run_date"):
             rec[date_field] = rec["_date"] = as_of + timedelta(days=int(rng.integers(1, 6)))
             log.append((rec["_uid"], date_field, "after_run_date"))
-        rec["_late"] = rec["_uid"] not in protected and rng.random() < profile.rate("late_record")
+        rec["_late"] = free and rng.random() < profile.rate("late_record")
         if rec["_late"]:
             log.append((rec["_uid"], date_field, "late_record"))
         out.append(rec)
         if rng.random() < profile.rate("duplicate_row"):
             out.append({**rec, "_copy": "duplicate"})
             log.append((rec["_uid"], "*", "duplicate_row"))
-        elif rec["_uid"] not in protected and rng.random() < profile.rate("supersede_row"):
+        elif free and rng.random() < profile.rate("supersede_row"):
             fixed = {**rec, "_copy": "supersede"}
             for field, fix in correct.items():
                 fixed[field] = fix(rec, rng)
             out.append(fixed)
             log.append((rec["_uid"], "*", "supersede_row"))
+    applied_count.update(d for _, _, d in log)
     return out, log

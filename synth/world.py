@@ -6,6 +6,7 @@ record, before the noise and the writers turn them into deliveries.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -43,6 +44,10 @@ class World:
     settings: dict[str, Any]
     noise: NoiseProfile
     shocks: list[Shock] = field(default_factory=list)
+    # Opportunities for each defect and how often it was applied, counted per unit
+    # (record, or person for sources that hold one identity per person).
+    exposure: Counter[str] = field(default_factory=Counter)
+    applied: Counter[str] = field(default_factory=Counter)
     _uid: int = 0
     _taken: set[str] = field(default_factory=set)
     _outsiders: pl.DataFrame | None = None

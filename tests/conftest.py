@@ -1,0 +1,43 @@
+"""Shared fixtures: one generated county per session, and the real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from synth.generate import Summary, generate
+
+AS_OF = date(2026, 11, 27)
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def county(tmp_path_factory: pytest.TempPathFactory) -> Summary:
+    """A 3,000-household county with the default noise (xlsx register)."""
+    return generate(tmp_path_factory.mktemp("county"), households=3000, seed=11, as_of=AS_OF)
+
+
+@pytest.fixture(scope="session")
+def clean_county(tmp_path_factory: pytest.TempPathFactory) -> Summary:
+    """A small county without noise and with the CSV register."""
+    return generate(tmp_path_factory.mktemp("clean"), households=400, seed=3, as_of=AS_OF,
+                    noise="clean", register_format="csv")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The PostgreSQL server at 127.0.0.1:5432; skipped, with the reason shown, if none answers."""
+    import sqlalchemy as sa
+
+    try:
+        with sa.create_engine(PG_URL).connect() as con:
+            con.execute(sa.text("select 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({type(exc).__name__})")
+    return PG_URL
+
+
+def inbox(summary: Summary) -> Path:
+    return summary.out / "inbox"
