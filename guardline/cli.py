@@ -14,8 +14,11 @@ from rich.table import Table
 
 from guardline.errors import GuardlineError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Guardline: cross-department early warning for households at risk.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Guardline: cross-department early warning for households at risk.",
+)
 console = Console()
 
 
@@ -34,8 +37,10 @@ def _as_of(value: str | None) -> date:
 
 
 def _print_generation(summary) -> None:
-    table = Table(title=f"Synthetic county as of {summary.as_of}: {summary.households:,} households, "
-                        f"{summary.persons:,} people")
+    table = Table(
+        title=f"Synthetic county as of {summary.as_of}: {summary.households:,} households, "
+        f"{summary.persons:,} people"
+    )
     table.add_column("source")
     table.add_column("files", justify="right")
     table.add_column("rows", justify="right")
@@ -47,11 +52,13 @@ def _print_generation(summary) -> None:
     shocks.add_column("fires", justify="right")
     shocks.add_column("near miss", justify="right")
     for rule in sorted({k.split(":")[0] for k in summary.shocks}):
-        shocks.add_row(rule, str(summary.shocks.get(f"{rule}:fires", 0)),
-                       str(summary.shocks.get(f"{rule}:near_miss", 0)))
+        shocks.add_row(
+            rule, str(summary.shocks.get(f"{rule}:fires", 0)), str(summary.shocks.get(f"{rule}:near_miss", 0))
+        )
     console.print(shocks)
-    console.print(f"inbox: {summary.out / 'inbox'}   truth: {summary.out / 'truth'}   "
-                  f"({summary.seconds:.1f} s)")
+    console.print(
+        f"inbox: {summary.out / 'inbox'}   truth: {summary.out / 'truth'}   ({summary.seconds:.1f} s)"
+    )
 
 
 @app.command()

@@ -13,13 +13,18 @@ from synth.world import Shock, World
 
 HISTORY_DAYS = 200
 WINDOW = 90
-MONTHLY = {"农村低保": (300, 620), "农村特困": (700, 950), "困难残疾人生活补贴": (70, 100),
-           "重度残疾人护理补贴": (70, 100)}
+MONTHLY = {
+    "农村低保": (300, 620),
+    "农村特困": (700, 950),
+    "困难残疾人生活补贴": (70, 100),
+    "重度残疾人护理补贴": (70, 100),
+}
 REMARKS = ("", "", "", "", "因病", "因残", "因灾", "缺劳力", "复核调整")
 
 
-def _record(world: World, who: dict[str, Any], size: int, category: str, change: str,
-            when: date) -> dict[str, Any]:
+def _record(
+    world: World, who: dict[str, Any], size: int, category: str, change: str, when: date
+) -> dict[str, Any]:
     rng = world.rng
     monthly = one_off = None
     if category == "临时救助":
@@ -29,14 +34,26 @@ def _record(world: World, who: dict[str, Any], size: int, category: str, change:
         covered = size if category == "农村低保" else 1
         monthly = float(rng.integers(low, high) * covered)
     return {
-        "_uid": world.uid(), "_person_id": who["person_id"], "_true_id": who["id_number"],
-        "_true_name": who["name"], "_born": who["birth_date"], "_date": when,
-        "_township": who["township"], "_village": who["village"], "_group": who["group_no"],
-        "姓名": who["name"], "身份证号码": who["id_number"], "救助类别": category,
-        "变动类型": change, "保障人数": size if category == "农村低保" else 1,
-        "月保障金额(元)": monthly, "临时救助金额(元)": one_off, "审批日期": when,
+        "_uid": world.uid(),
+        "_person_id": who["person_id"],
+        "_true_id": who["id_number"],
+        "_true_name": who["name"],
+        "_born": who["birth_date"],
+        "_date": when,
+        "_township": who["township"],
+        "_village": who["village"],
+        "_group": who["group_no"],
+        "姓名": who["name"],
+        "身份证号码": who["id_number"],
+        "救助类别": category,
+        "变动类型": change,
+        "保障人数": size if category == "农村低保" else 1,
+        "月保障金额(元)": monthly,
+        "临时救助金额(元)": one_off,
+        "审批日期": when,
         "户籍地址": f"{COUNTY}{who['township']}{who['village']}{who['group_no']}组",
-        "联系电话": who["phone"], "备注": REMARKS[int(rng.integers(len(REMARKS)))],
+        "联系电话": who["phone"],
+        "备注": REMARKS[int(rng.integers(len(REMARKS)))],
     }
 
 
@@ -57,32 +74,60 @@ def generate(world: World) -> list[dict[str, Any]]:
         size = hh["household_size"]
         if monitored and rng.random() < 0.4:
             category = ("农村低保", "临时救助", "农村特困")[int(rng.choice(3, p=(0.6, 0.33, 0.07)))]
-            change = "新增" if category != "临时救助" and rng.random() < 0.8 else (
-                "调整" if category != "临时救助" else "新增")
-            records.append(_record(world, hh, size, category, change,
-                                   world.days_ago(int(rng.integers(0, HISTORY_DAYS)))))
+            change = (
+                "新增"
+                if category != "临时救助" and rng.random() < 0.8
+                else ("调整" if category != "临时救助" else "新增")
+            )
+            records.append(
+                _record(world, hh, size, category, change, world.days_ago(int(rng.integers(0, HISTORY_DAYS))))
+            )
         elif not monitored and rng.random() < 0.02:
             # Changes that are not new entries, or new entries older than the window.
             option = int(rng.integers(4))
             if option == 0:
-                rec = _record(world, hh, size, "农村低保", "调整", world.days_ago(int(rng.integers(0, HISTORY_DAYS))))
+                rec = _record(
+                    world, hh, size, "农村低保", "调整", world.days_ago(int(rng.integers(0, HISTORY_DAYS)))
+                )
             elif option == 1:
-                rec = _record(world, hh, size, "农村低保", "停保", world.days_ago(int(rng.integers(0, HISTORY_DAYS))))
+                rec = _record(
+                    world, hh, size, "农村低保", "停保", world.days_ago(int(rng.integers(0, HISTORY_DAYS)))
+                )
             elif option == 2:
-                rec = _record(world, hh, size, "困难残疾人生活补贴", "新增",
-                              world.days_ago(int(rng.integers(0, HISTORY_DAYS))))
+                rec = _record(
+                    world,
+                    hh,
+                    size,
+                    "困难残疾人生活补贴",
+                    "新增",
+                    world.days_ago(int(rng.integers(0, HISTORY_DAYS))),
+                )
             else:
-                rec = _record(world, hh, size, "农村低保", "新增",
-                              world.days_ago(int(rng.integers(WINDOW, HISTORY_DAYS))))
+                rec = _record(
+                    world,
+                    hh,
+                    size,
+                    "农村低保",
+                    "新增",
+                    world.days_ago(int(rng.integers(WINDOW, HISTORY_DAYS))),
+                )
             records.append(rec)
     share = float(world.settings["outsider_share"])
-    n_out = int(round(len(records) * share / (1 - share)))
+    n_out = round(len(records) * share / (1 - share))
     out = world.outsiders()
     for i in rng.choice(out.height, size=min(n_out, out.height), replace=False):
         who = out.row(int(i), named=True)
         category = ("农村低保", "临时救助", "农村特困")[int(rng.choice(3, p=(0.5, 0.45, 0.05)))]
-        records.append(_record(world, who, int(rng.integers(1, 6)), category, "新增",
-                               world.days_ago(int(rng.integers(0, HISTORY_DAYS)))))
+        records.append(
+            _record(
+                world,
+                who,
+                int(rng.integers(1, 6)),
+                category,
+                "新增",
+                world.days_ago(int(rng.integers(0, HISTORY_DAYS))),
+            )
+        )
 
     for expected, group in (("fires", fires), ("near_miss", near)):
         for hh in group:
@@ -95,13 +140,18 @@ def _plant(world: World, hh: dict[str, Any], expected: str) -> dict[str, Any]:
     size = hh["household_size"]
     if expected == "fires":
         variant = ("dibao_new", "tekun_new", "temporary", "window_day_89")[int(rng.integers(4))]
-        category = {"dibao_new": "农村低保", "tekun_new": "农村特困", "temporary": "临时救助",
-                    "window_day_89": "农村低保"}[variant]
+        category = {
+            "dibao_new": "农村低保",
+            "tekun_new": "农村特困",
+            "temporary": "临时救助",
+            "window_day_89": "农村低保",
+        }[variant]
         days = 89 if variant == "window_day_89" else int(rng.integers(0, 85))
         change = "新增" if variant != "temporary" else ("新增", "调整")[int(rng.integers(2))]
     else:
         variant = ("window_day_90", "adjusted_not_new", "subsidy_not_counted", "after_run_date")[
-            int(rng.integers(4))]
+            int(rng.integers(4))
+        ]
         category = "困难残疾人生活补贴" if variant == "subsidy_not_counted" else "农村低保"
         change = "调整" if variant == "adjusted_not_new" else "新增"
         days = 90 if variant == "window_day_90" else int(rng.integers(0, 85))
@@ -111,6 +161,16 @@ def _plant(world: World, hh: dict[str, Any], expected: str) -> dict[str, Any]:
         if monitored and variant != "after_run_date":
             variant = "monitored_household"
     rec = _record(world, hh, size, category, change, world.days_ago(days))
-    world.shocks.append(Shock(hh["household_id"], "new_assistance", "new_social_assistance",
-                              expected, variant, float(days), float(WINDOW), [rec["_uid"]]))
+    world.shocks.append(
+        Shock(
+            hh["household_id"],
+            "new_assistance",
+            "new_social_assistance",
+            expected,
+            variant,
+            float(days),
+            float(WINDOW),
+            [rec["_uid"]],
+        )
+    )
     return rec

@@ -3,8 +3,8 @@ cell form, and the record key each delivered row carries."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -15,7 +15,7 @@ from guardline.keys import record_key
 from synth import noise as noise_mod
 from synth.noise import NoiseProfile
 from synth.places import short_place
-from synth.writers import Serial, amount_text, date_text, excel_serial
+from synth.writers import amount_text, date_text, excel_serial
 
 DATE_FORMS = ("slash", "chinese", "compact")
 
@@ -41,8 +41,14 @@ class Delivered:
 class Presenter:
     """Cell forms of dates and amounts, drawn per row and logged."""
 
-    def __init__(self, profile: NoiseProfile, rng: np.random.Generator, log: list[tuple[int, str, str]],
-                 exposure: Counter[str], applied: Counter[str]):
+    def __init__(
+        self,
+        profile: NoiseProfile,
+        rng: np.random.Generator,
+        log: list[tuple[int, str, str]],
+        exposure: Counter[str],
+        applied: Counter[str],
+    ):
         self.profile = profile
         self.rng = rng
         self.log = log
@@ -91,8 +97,9 @@ class Presenter:
         return delivered
 
 
-def unique_keys(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], str],
-                reset: Callable[[dict[str, Any]], None]) -> None:
+def unique_keys(
+    rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], str], reset: Callable[[dict[str, Any]], None]
+) -> None:
     """Make distinct records carry distinct keys: a defect that made two keys collide
     (two blank IDs with the same name, say) is undone on the later record."""
     seen: dict[str, int] = {}
@@ -104,7 +111,9 @@ def unique_keys(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], str]
         seen.setdefault(k, row["_uid"])
 
 
-def month_files(rows: list[dict[str, Any]], as_of: date, first: date, pattern: str) -> dict[str, list[dict[str, Any]]]:
+def month_files(
+    rows: list[dict[str, Any]], as_of: date, first: date, pattern: str
+) -> dict[str, list[dict[str, Any]]]:
     """Monthly files by the record's own date; late records go one file later, records
     dated after D into D's month's file."""
     last = as_of.year * 12 + as_of.month - 1

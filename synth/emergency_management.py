@@ -15,8 +15,12 @@ from synth.world import Shock, World
 
 DAMAGE = ("未受损", "一般损坏", "严重损坏", "倒塌")
 DAMAGE_P = (0.62, 0.30, 0.06, 0.02)
-LOSS_RANGE = {"未受损": (200, 3000), "一般损坏": (1000, 8000), "严重损坏": (10000, 50000),
-              "倒塌": (50000, 150000)}
+LOSS_RANGE = {
+    "未受损": (200, 3000),
+    "一般损坏": (1000, 8000),
+    "严重损坏": (10000, 50000),
+    "倒塌": (50000, 150000),
+}
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,10 @@ def events(world: World) -> list[Event]:
     """The county's disasters: one inside the window, one older, one exactly 365 days back."""
     villages = world.register["village"].unique(maintain_order=True).to_list()
     rng = world.rng
-    picks = [tuple(villages[i] for i in rng.choice(len(villages), size=min(k, len(villages)), replace=False))
-             for k in (5, 3, 2)]
+    picks = [
+        tuple(villages[i] for i in rng.choice(len(villages), size=min(k, len(villages)), replace=False))
+        for k in (5, 3, 2)
+    ]
     year = world.as_of.year
     return [
         Event(f"{COUNTY_CODE}{year}ZH001", "洪涝", world.days_ago(40), picks[0], "xlsx"),
@@ -42,20 +48,31 @@ def events(world: World) -> list[Event]:
     ]
 
 
-def _record(world: World, event: Event, hh: dict[str, Any], who: dict[str, Any], damage: str,
-            loss: float) -> dict[str, Any]:
+def _record(
+    world: World, event: Event, hh: dict[str, Any], who: dict[str, Any], damage: str, loss: float
+) -> dict[str, Any]:
     rng = world.rng
     area = round(float(rng.uniform(0.5, 12)), 1) if damage != "倒塌" or rng.random() < 0.5 else 0.0
     return {
-        "_uid": world.uid(), "_person_id": who["person_id"], "_true_id": who["id_number"],
-        "_true_name": who["name"], "_born": who["birth_date"], "_date": event.day,
+        "_uid": world.uid(),
+        "_person_id": who["person_id"],
+        "_true_id": who["id_number"],
+        "_true_name": who["name"],
+        "_born": who["birth_date"],
+        "_date": event.day,
         "_event": event.disaster_id,
-        "灾害编号": event.disaster_id, "灾害种类": event.kind, "灾害发生日期": event.day,
-        "乡镇": hh["township"], "行政村": hh["village"], "户主姓名": who["name"],
+        "灾害编号": event.disaster_id,
+        "灾害种类": event.kind,
+        "灾害发生日期": event.day,
+        "乡镇": hh["township"],
+        "行政村": hh["village"],
+        "户主姓名": who["name"],
         "户主身份证号": who["id_number"],
         "家庭人口": int(hh["household_size"] + (rng.integers(-1, 2) if rng.random() < 0.1 else 0)),
-        "房屋受损情况": damage, "农作物受灾面积(亩)": area,
-        "农作物绝收面积(亩)": round(area * float(rng.uniform(0, 0.6)), 1), "直接经济损失(元)": loss,
+        "房屋受损情况": damage,
+        "农作物受灾面积(亩)": area,
+        "农作物绝收面积(亩)": round(area * float(rng.uniform(0, 0.6)), 1),
+        "直接经济损失(元)": loss,
         "核查日期": min(event.day + timedelta(days=int(rng.integers(3, 21))), world.as_of),
         "_defects": ["spouse_as_head"] if who.get("_spouse_as_head") else [],
     }
@@ -76,7 +93,10 @@ def generate(world: World) -> tuple[list[Event], list[dict[str, Any]]]:
     rng = world.rng
     evs = events(world)
     households = world.households()
-    spouses = {r["household_id"]: r for r in world.register.filter(pl.col("relation") == "配偶").iter_rows(named=True)}
+    spouses = {
+        r["household_id"]: r
+        for r in world.register.filter(pl.col("relation") == "配偶").iter_rows(named=True)
+    }
     rates = world.settings["shocks"]["disaster_loss"]
     fires = world.take_households(households, rates["fires"])
     near = world.take_households(households, rates["near"])
@@ -84,8 +104,9 @@ def generate(world: World) -> tuple[list[Event], list[dict[str, Any]]]:
 
     records: list[dict[str, Any]] = []
     for event in evs:
-        hit = households.filter(pl.col("village").is_in(list(event.villages)),
-                                ~pl.col("household_id").is_in(list(planted)))
+        hit = households.filter(
+            pl.col("village").is_in(list(event.villages)), ~pl.col("household_id").is_in(list(planted))
+        )
         for hh in hit.iter_rows(named=True):
             if rng.random() > 0.6:
                 continue
@@ -94,12 +115,15 @@ def generate(world: World) -> tuple[list[Event], list[dict[str, Any]]]:
             who = _named(world, hh, spouses)
             records.append(_record(world, event, hh, who, damage, float(rng.integers(low, high))))
         share = float(world.settings["outsider_share"])
-        n_out = int(round(hit.height * 0.6 * share / (1 - share)))
+        n_out = round(hit.height * 0.6 * share / (1 - share))
         out = world.outsiders()
         for i in rng.choice(out.height, size=min(n_out, out.height), replace=False):
             who = out.row(int(i), named=True)
-            hh = {**who, "household_size": int(rng.integers(1, 6)),
-                  "village": event.villages[int(rng.integers(len(event.villages)))]}
+            hh = {
+                **who,
+                "household_size": int(rng.integers(1, 6)),
+                "village": event.villages[int(rng.integers(len(event.villages)))],
+            }
             damage = DAMAGE[int(rng.choice(4, p=DAMAGE_P))]
             low, high = LOSS_RANGE[damage]
             records.append(_record(world, event, hh, who, damage, float(rng.integers(low, high))))
@@ -110,8 +134,9 @@ def generate(world: World) -> tuple[list[Event], list[dict[str, Any]]]:
     return evs, records
 
 
-def _plant(world: World, evs: list[Event], hh: dict[str, Any], expected: str,
-           spouses: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _plant(
+    world: World, evs: list[Event], hh: dict[str, Any], expected: str, spouses: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     rng = world.rng
     threshold = round(0.3 * hh["income_per_capita"] * hh["household_size"], 2)
     who = _named(world, hh, spouses)
@@ -122,8 +147,11 @@ def _plant(world: World, evs: list[Event], hh: dict[str, Any], expected: str,
             recs = [_record(world, in_window, hh, who, "倒塌", float(rng.integers(50000, 150000)))]
             figure = recs[0]["直接经济损失(元)"]
         else:
-            figure = threshold if variant == "loss_at_threshold" else float(
-                np.ceil(threshold + rng.uniform(1, 2000)))
+            figure = (
+                threshold
+                if variant == "loss_at_threshold"
+                else float(np.ceil(threshold + rng.uniform(1, 2000)))
+            )
             damage = ("未受损", "一般损坏")[int(rng.integers(2))]
             recs = [_record(world, (in_window, older)[int(rng.integers(2))], hh, who, damage, figure)]
     else:
@@ -133,12 +161,24 @@ def _plant(world: World, evs: list[Event], hh: dict[str, Any], expected: str,
             figure = recs[0]["直接经济损失(元)"]
         elif variant == "sum_not_single":
             each = float(np.floor(threshold * 0.6))
-            recs = [_record(world, in_window, hh, who, "一般损坏", each),
-                    _record(world, older, hh, who, "未受损", each)]
+            recs = [
+                _record(world, in_window, hh, who, "一般损坏", each),
+                _record(world, older, hh, who, "未受损", each),
+            ]
             figure = each
         else:
             figure = round(threshold - float(rng.uniform(0.01, 200)), 2)
             recs = [_record(world, in_window, hh, who, "一般损坏", figure)]
-    world.shocks.append(Shock(hh["household_id"], "disaster", "disaster_loss", expected, variant,
-                              figure, threshold, [r["_uid"] for r in recs]))
+    world.shocks.append(
+        Shock(
+            hh["household_id"],
+            "disaster",
+            "disaster_loss",
+            expected,
+            variant,
+            figure,
+            threshold,
+            [r["_uid"] for r in recs],
+        )
+    )
     return recs

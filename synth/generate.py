@@ -20,38 +20,118 @@ import polars as pl
 from synth import civil_affairs, emergency_management, health_insurance, human_resources
 from synth.deliver import Delivered, Presenter, key_of, month_files, unique_keys
 from synth.noise import NoiseProfile, load_settings
-from synth.noisy import Fields, identity_defects, apply_identity_noise, redeliveries
+from synth.noisy import Fields, apply_identity_noise, identity_defects, redeliveries
 from synth.places import COUNTY
 from synth.register import generate_register
 from synth.world import Shock, World
 from synth.writers import write_csv, write_sqlite, write_xlsx
 
 REGISTER_HEADER = (
-    "县", "乡(镇)", "行政村", "户编号", "人编号", "姓名", "证件号码", "性别", "民族", "与户主关系",
-    "劳动技能", "健康状况", "户联系电话", "户类型", "监测对象类别", "风险是否已消除", "识别监测时间",
-    "人数", "人均纯收入（元）", "工资性收入", "生产经营性收入",
+    "县",
+    "乡(镇)",
+    "行政村",
+    "户编号",
+    "人编号",
+    "姓名",
+    "证件号码",
+    "性别",
+    "民族",
+    "与户主关系",
+    "劳动技能",
+    "健康状况",
+    "户联系电话",
+    "户类型",
+    "监测对象类别",
+    "风险是否已消除",
+    "识别监测时间",
+    "人数",
+    "人均纯收入（元）",
+    "工资性收入",
+    "生产经营性收入",
 )
 REGISTER_COLUMNS = (
-    "county", "township", "village", "household_id", "person_id", "name", "id_number", "sex",
-    "ethnicity", "relation", "labour", "health", "phone", "household_type", "monitored_category",
-    "risk_eliminated", "identified_month", "household_size", "income_per_capita", "wage_income",
+    "county",
+    "township",
+    "village",
+    "household_id",
+    "person_id",
+    "name",
+    "id_number",
+    "sex",
+    "ethnicity",
+    "relation",
+    "labour",
+    "health",
+    "phone",
+    "household_type",
+    "monitored_category",
+    "risk_eliminated",
+    "identified_month",
+    "household_size",
+    "income_per_capita",
+    "wage_income",
     "business_income",
 )
-HEALTH_HEADER = ("结算流水号", "结算类型", "原结算流水号", "姓名", "证件类型", "证件号码", "参保地区划",
-                 "就诊类别", "定点医药机构名称", "入院日期", "出院日期", "结算日期", "医疗费总额",
-                 "统筹基金支付", "大病保险支付", "医疗救助支付", "个人自付", "个人自费")
+HEALTH_HEADER = (
+    "结算流水号",
+    "结算类型",
+    "原结算流水号",
+    "姓名",
+    "证件类型",
+    "证件号码",
+    "参保地区划",
+    "就诊类别",
+    "定点医药机构名称",
+    "入院日期",
+    "出院日期",
+    "结算日期",
+    "医疗费总额",
+    "统筹基金支付",
+    "大病保险支付",
+    "医疗救助支付",
+    "个人自付",
+    "个人自费",
+)
 HEALTH_MONEY = HEALTH_HEADER[12:]
-CIVIL_HEADER = ("序号", "姓名", "身份证号码", "救助类别", "变动类型", "保障人数", "月保障金额(元)",
-                "临时救助金额(元)", "审批日期", "户籍地址", "联系电话", "备注")
-DISASTER_HEADER = ("灾害编号", "灾害种类", "灾害发生日期", "乡镇", "行政村", "户主姓名", "户主身份证号",
-                   "家庭人口", "房屋受损情况", "农作物受灾面积(亩)", "农作物绝收面积(亩)",
-                   "直接经济损失(元)", "核查日期")
+CIVIL_HEADER = (
+    "序号",
+    "姓名",
+    "身份证号码",
+    "救助类别",
+    "变动类型",
+    "保障人数",
+    "月保障金额(元)",
+    "临时救助金额(元)",
+    "审批日期",
+    "户籍地址",
+    "联系电话",
+    "备注",
+)
+DISASTER_HEADER = (
+    "灾害编号",
+    "灾害种类",
+    "灾害发生日期",
+    "乡镇",
+    "行政村",
+    "户主姓名",
+    "户主身份证号",
+    "家庭人口",
+    "房屋受损情况",
+    "农作物受灾面积(亩)",
+    "农作物绝收面积(亩)",
+    "直接经济损失(元)",
+    "核查日期",
+)
 EVENT_COLUMNS = ("aac002", "aac003", "aac004", "event_type", "event_date", "employer_name", "work_area")
-EVENT_DDL = ("CREATE TABLE rs_employment_event (aac002 TEXT, aac003 TEXT, aac004 TEXT, "
-             "event_type TEXT, event_date DATE, employer_name TEXT, work_area TEXT)")
+EVENT_DDL = (
+    "CREATE TABLE rs_employment_event (aac002 TEXT, aac003 TEXT, aac004 TEXT, "
+    "event_type TEXT, event_date DATE, employer_name TEXT, work_area TEXT)"
+)
 CONTRIBUTION_COLUMNS = ("aac002", "aac003", "period", "wage_base", "status")
-CONTRIBUTION_DDL = ("CREATE TABLE rs_contribution_month (aac002 TEXT, aac003 TEXT, "
-                    "period INTEGER, wage_base NUMERIC, status TEXT)")
+CONTRIBUTION_DDL = (
+    "CREATE TABLE rs_contribution_month (aac002 TEXT, aac003 TEXT, "
+    "period INTEGER, wage_base NUMERIC, status TEXT)"
+)
 
 
 @dataclass
@@ -72,8 +152,14 @@ class Summary:
         return sum(v for k, v in self.rows.items() if k != "registry")
 
 
-def generate(out: Path, households: int = 10_000, seed: int = 7, as_of: date | None = None,
-             noise: str = "default", register_format: str = "xlsx") -> Summary:
+def generate(
+    out: Path,
+    households: int = 10_000,
+    seed: int = 7,
+    as_of: date | None = None,
+    noise: str = "default",
+    register_format: str = "xlsx",
+) -> Summary:
     """Write ``out/inbox`` and ``out/truth`` for a county of ``households`` households."""
     started = time.perf_counter()
     if households < 10:
@@ -116,7 +202,8 @@ def _plant_low_income(world: World) -> None:
     rng = world.rng
     line = world.line
     households = world.households().filter(
-        ~((pl.col("monitored_category") != "") & (pl.col("risk_eliminated") == "否")))
+        ~((pl.col("monitored_category") != "") & (pl.col("risk_eliminated") == "否"))
+    )
     rates = world.settings["shocks"]["low_income"]
     for expected in ("fires", "near_miss"):
         for hh in world.take_households(households, rates["fires" if expected == "fires" else "near"]):
@@ -127,30 +214,56 @@ def _plant_low_income(world: World) -> None:
                 variant = ("at_line", "just_above")[int(rng.integers(2))]
                 per_capita = line if variant == "at_line" else line + float(rng.integers(1, 300))
             income = per_capita * hh["household_size"]
-            world.set_household(hh["household_id"], income_per_capita=per_capita,
-                                wage_income=float(round(income * 0.55)),
-                                business_income=float(round(income * 0.3)))
-            world.shocks.append(Shock(hh["household_id"], "low_income", "below_line", expected,
-                                      variant, per_capita, line, []))
+            world.set_household(
+                hh["household_id"],
+                income_per_capita=per_capita,
+                wage_income=float(round(income * 0.55)),
+                business_income=float(round(income * 0.3)),
+            )
+            world.shocks.append(
+                Shock(hh["household_id"], "low_income", "below_line", expected, variant, per_capita, line, [])
+            )
 
 
 def _protected(world: World) -> set[int]:
     return {uid for s in world.shocks for uid in s.uids}
 
 
-def _noisy_rows(world: World, records: list[dict[str, Any]], fields: Fields, date_field: str,
-                correct: dict[str, Any], out: Delivered) -> list[dict[str, Any]]:
+def _noisy_rows(
+    world: World,
+    records: list[dict[str, Any]],
+    fields: Fields,
+    date_field: str,
+    correct: dict[str, Any],
+    out: Delivered,
+) -> list[dict[str, Any]]:
     """Re-deliveries, then identity defects per record or per person, logged into ``out``."""
-    rows, log = redeliveries(records, world.noise, world.rng, _protected(world), correct,
-                             date_field, world.as_of, world.exposure, world.applied)
+    rows, log = redeliveries(
+        records,
+        world.noise,
+        world.rng,
+        _protected(world),
+        correct,
+        date_field,
+        world.as_of,
+        world.exposure,
+        world.applied,
+    )
     out.defects += log
     per_unit: dict[Any, tuple[str, str, list[tuple[str, str]]]] = {}
     for row in rows:
         unit = row["_true_id"] if fields.per_identity else row["_uid"]
         if unit not in per_unit:
-            per_unit[unit] = identity_defects(row["_true_id"], row["_true_name"], row["_born"],
-                                              fields, world.noise, world.rng, world.exposure,
-                                              world.applied)
+            per_unit[unit] = identity_defects(
+                row["_true_id"],
+                row["_true_name"],
+                row["_born"],
+                fields,
+                world.noise,
+                world.rng,
+                world.exposure,
+                world.applied,
+            )
         delivered_id, name, applied = per_unit[unit]
         row[fields.id_field], row[fields.name_field] = delivered_id, name
         row["_id_defects"] = [d for f, d in applied if f == fields.id_field]
@@ -164,7 +277,11 @@ def _noisy_rows(world: World, records: list[dict[str, Any]], fields: Fields, dat
 def _reset_identity(fields: Fields):
     def reset(row: dict[str, Any]) -> None:
         row[fields.id_field], row[fields.name_field], row["_id_defects"] = (
-            row["_true_id"], row["_true_name"], [])
+            row["_true_id"],
+            row["_true_name"],
+            [],
+        )
+
     return reset
 
 
@@ -182,15 +299,23 @@ def _deliver_health(world: World, records: list[dict[str, Any]], folder: Path) -
         for i in order:
             r = file_rows[int(i)]
             uid = r["_uid"]
-            table.append([
-                r["结算流水号"], r["结算类型"], r["原结算流水号"], r["姓名"], r["证件类型"],
-                present.id_cell(uid, r["证件号码"], r["_true_id"], r["_id_defects"], xlsx=False),
-                r["参保地区划"], r["就诊类别"], r["定点医药机构名称"],
-                present.date(uid, "入院日期", r["入院日期"], xlsx=False),
-                present.date(uid, "出院日期", r["出院日期"], xlsx=False),
-                present.date(uid, "结算日期", r["结算日期"], xlsx=False),
-                *(present.amount(uid, m, r[m], xlsx=False) for m in HEALTH_MONEY),
-            ])
+            table.append(
+                [
+                    r["结算流水号"],
+                    r["结算类型"],
+                    r["原结算流水号"],
+                    r["姓名"],
+                    r["证件类型"],
+                    present.id_cell(uid, r["证件号码"], r["_true_id"], r["_id_defects"], xlsx=False),
+                    r["参保地区划"],
+                    r["就诊类别"],
+                    r["定点医药机构名称"],
+                    present.date(uid, "入院日期", r["入院日期"], xlsx=False),
+                    present.date(uid, "出院日期", r["出院日期"], xlsx=False),
+                    present.date(uid, "结算日期", r["结算日期"], xlsx=False),
+                    *(present.amount(uid, m, r[m], xlsx=False) for m in HEALTH_MONEY),
+                ]
+            )
             out.add(uid, r["结算流水号"].strip(), f"health_insurance/{name}", r.get("_copy") or "")
         write_csv(folder / name, HEALTH_HEADER, table, "gbk")
     return out
@@ -200,13 +325,16 @@ def _deliver_civil(world: World, records: list[dict[str, Any]], folder: Path) ->
     out = Delivered("civil_affairs")
     fields = Fields("civil_affairs", "身份证号码", "姓名", per_identity=False)
     remarks = civil_affairs.REMARKS
-    correct = {"备注": lambda r, rng: remarks[int(rng.integers(len(remarks)))] or "更正",
-               "联系电话": lambda r, rng: f"1{rng.choice([3, 5, 8])}{rng.integers(0, 10**9):09d}"}
+    correct = {
+        "备注": lambda r, rng: remarks[int(rng.integers(len(remarks)))] or "更正",
+        "联系电话": lambda r, rng: f"1{rng.choice([3, 5, 8])}{rng.integers(0, 10**9):09d}",
+    }
     rows = _noisy_rows(world, records, fields, "审批日期", correct, out)
     present = Presenter(world.noise, world.rng, out.defects, world.exposure, world.applied)
     for row in rows:
-        row["_id_cell"] = present.id_cell(row["_uid"], row["身份证号码"], row["_true_id"],
-                                          row["_id_defects"], xlsx=True)
+        row["_id_cell"] = present.id_cell(
+            row["_uid"], row["身份证号码"], row["_true_id"], row["_id_defects"], xlsx=True
+        )
     key = key_of(("_id_cell", "姓名", "救助类别", "审批日期"))
     reset = _reset_identity(fields)
     unique_keys(rows, key, lambda r: (reset(r), r.update(_id_cell=r["身份证号码"])))
@@ -218,15 +346,27 @@ def _deliver_civil(world: World, records: list[dict[str, Any]], folder: Path) ->
         for n, r in enumerate(file_rows, start=1):
             uid = r["_uid"]
             if uid not in addresses:
-                addresses[uid] = (f"{COUNTY}{present.place(uid, '户籍地址', r['_township'])}"
-                                  f"{present.place(uid, '户籍地址', r['_village'])}{r['_group']}组")
+                addresses[uid] = (
+                    f"{COUNTY}{present.place(uid, '户籍地址', r['_township'])}"
+                    f"{present.place(uid, '户籍地址', r['_village'])}{r['_group']}组"
+                )
             addr = addresses[uid]
-            table.append([
-                n, r["姓名"], r["_id_cell"], r["救助类别"], r["变动类型"], r["保障人数"],
-                present.amount(uid, "月保障金额(元)", r["月保障金额(元)"], xlsx=True),
-                present.amount(uid, "临时救助金额(元)", r["临时救助金额(元)"], xlsx=True),
-                present.date(uid, "审批日期", r["审批日期"], xlsx=True), addr, r["联系电话"], r["备注"],
-            ])
+            table.append(
+                [
+                    n,
+                    r["姓名"],
+                    r["_id_cell"],
+                    r["救助类别"],
+                    r["变动类型"],
+                    r["保障人数"],
+                    present.amount(uid, "月保障金额(元)", r["月保障金额(元)"], xlsx=True),
+                    present.amount(uid, "临时救助金额(元)", r["临时救助金额(元)"], xlsx=True),
+                    present.date(uid, "审批日期", r["审批日期"], xlsx=True),
+                    addr,
+                    r["联系电话"],
+                    r["备注"],
+                ]
+            )
             out.add(uid, key(r), f"civil_affairs/{name}", r.get("_copy") or "")
         title = f"{COUNTY}民政局社会救助对象变动明细({ym[:4]}年{int(ym[4:])}月)"
         write_xlsx(folder / name, "Sheet1", CIVIL_HEADER, table, title=title)
@@ -236,8 +376,10 @@ def _deliver_civil(world: World, records: list[dict[str, Any]], folder: Path) ->
 def _deliver_disaster(world: World, events: list, records: list[dict[str, Any]], folder: Path) -> Delivered:
     out = Delivered("emergency_management")
     fields = Fields("emergency_management", "户主身份证号", "户主姓名", per_identity=False)
-    correct = {"农作物受灾面积(亩)": lambda r, rng: round(float(r["农作物受灾面积(亩)"]) + 0.5, 1),
-               "核查日期": lambda r, rng: r["核查日期"]}
+    correct = {
+        "农作物受灾面积(亩)": lambda r, rng: round(float(r["农作物受灾面积(亩)"]) + 0.5, 1),
+        "核查日期": lambda r, rng: r["核查日期"],
+    }
     rows = _noisy_rows(world, records, fields, "灾害发生日期", correct, out)
     present = Presenter(world.noise, world.rng, out.defects, world.exposure, world.applied)
     by_event = {e.disaster_id: e for e in events}
@@ -245,11 +387,14 @@ def _deliver_disaster(world: World, events: list, records: list[dict[str, Any]],
     for row in rows:
         # Corrections arrive as a 复核 xlsx whatever the first delivery's format was.
         xlsx = row.get("_copy") == "supersede" or by_event[row["_event"]].fmt == "xlsx"
-        row["_id_cell"] = present.id_cell(row["_uid"], row["户主身份证号"], row["_true_id"],
-                                          row["_id_defects"], xlsx=xlsx)
+        row["_id_cell"] = present.id_cell(
+            row["_uid"], row["户主身份证号"], row["_true_id"], row["_id_defects"], xlsx=xlsx
+        )
         if row["_uid"] not in places:
-            places[row["_uid"]] = (present.place(row["_uid"], "乡镇", row["乡镇"]),
-                                   present.place(row["_uid"], "行政村", row["行政村"]))
+            places[row["_uid"]] = (
+                present.place(row["_uid"], "乡镇", row["乡镇"]),
+                present.place(row["_uid"], "行政村", row["行政村"]),
+            )
         row["乡镇"], row["行政村"] = places[row["_uid"]]
 
     def key(r: dict[str, Any]) -> str:
@@ -262,22 +407,34 @@ def _deliver_disaster(world: World, events: list, records: list[dict[str, Any]],
     files: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         event = by_event[row["_event"]]
-        name = (f"yj_{event.disaster_id}_fuhe.xlsx" if row.get("_copy") == "supersede"
-                else f"yj_{event.disaster_id}.{event.fmt}")
+        name = (
+            f"yj_{event.disaster_id}_fuhe.xlsx"
+            if row.get("_copy") == "supersede"
+            else f"yj_{event.disaster_id}.{event.fmt}"
+        )
         files.setdefault(name, []).append(row)
     for name, file_rows in sorted(files.items()):
         xlsx = name.endswith(".xlsx")
         table = []
         for r in file_rows:
             uid = r["_uid"]
-            table.append([
-                r["灾害编号"], r["灾害种类"], present.date(uid, "灾害发生日期", r["灾害发生日期"], xlsx),
-                r["乡镇"], r["行政村"], r["户主姓名"], r["_id_cell"], r["家庭人口"], r["房屋受损情况"],
-                r["农作物受灾面积(亩)"] if xlsx else f"{r['农作物受灾面积(亩)']:.1f}",
-                r["农作物绝收面积(亩)"] if xlsx else f"{r['农作物绝收面积(亩)']:.1f}",
-                present.amount(uid, "直接经济损失(元)", r["直接经济损失(元)"], xlsx),
-                present.date(uid, "核查日期", r["核查日期"], xlsx),
-            ])
+            table.append(
+                [
+                    r["灾害编号"],
+                    r["灾害种类"],
+                    present.date(uid, "灾害发生日期", r["灾害发生日期"], xlsx),
+                    r["乡镇"],
+                    r["行政村"],
+                    r["户主姓名"],
+                    r["_id_cell"],
+                    r["家庭人口"],
+                    r["房屋受损情况"],
+                    r["农作物受灾面积(亩)"] if xlsx else f"{r['农作物受灾面积(亩)']:.1f}",
+                    r["农作物绝收面积(亩)"] if xlsx else f"{r['农作物绝收面积(亩)']:.1f}",
+                    present.amount(uid, "直接经济损失(元)", r["直接经济损失(元)"], xlsx),
+                    present.date(uid, "核查日期", r["核查日期"], xlsx),
+                ]
+            )
             out.add(uid, key(r), f"emergency_management/{name}", r.get("_copy") or "")
         if xlsx:
             write_xlsx(folder / name, "灾情核查", DISASTER_HEADER, table)
@@ -286,33 +443,60 @@ def _deliver_disaster(world: World, events: list, records: list[dict[str, Any]],
     return out
 
 
-def _deliver_hr(world: World, events: list[dict[str, Any]], contributions: pl.DataFrame, path: Path) -> Delivered:
+def _deliver_hr(
+    world: World, events: list[dict[str, Any]], contributions: pl.DataFrame, path: Path
+) -> Delivered:
     out = Delivered("human_resources")
     fields = Fields("human_resources", "aac002", "aac003", per_identity=True, file_delivered=False)
     # One person, one (possibly wrong) identity in the 金保 system: draw it once per
     # person for both tables.
-    identities = pl.concat([
-        pl.DataFrame([{k: e[k] for k in ("_uid", "_true_id", "_true_name", "_born")} for e in events]),
-        contributions.select("_uid", "_true_id", "_true_name", "_born"),
-    ])
-    noisy, log = apply_identity_noise(identities.with_columns(aac002=pl.lit(""), aac003=pl.lit("")),
-                                      fields, world.noise, world.rng, world.exposure, world.applied)
+    identities = pl.concat(
+        [
+            pl.DataFrame([{k: e[k] for k in ("_uid", "_true_id", "_true_name", "_born")} for e in events]),
+            contributions.select("_uid", "_true_id", "_true_name", "_born"),
+        ]
+    )
+    noisy, log = apply_identity_noise(
+        identities.with_columns(aac002=pl.lit(""), aac003=pl.lit("")),
+        fields,
+        world.noise,
+        world.rng,
+        world.exposure,
+        world.applied,
+    )
     out.defects += [(u, f, d) for u, f, d in log.iter_rows()]
     delivered = noisy.select("_uid", "aac002", "aac003")
-    ev = pl.DataFrame(events).drop("aac002", "aac003").join(delivered, on="_uid", how="left",
-                                                            maintain_order="left")
-    co = contributions.drop("aac002", "aac003").join(delivered, on="_uid", how="left",
-                                                     maintain_order="left")
-    write_sqlite(path, {
-        "rs_employment_event": (EVENT_DDL, EVENT_COLUMNS, ev.with_columns(
-            pl.col("event_date").cast(pl.String)).select(EVENT_COLUMNS).iter_rows()),
-        "rs_contribution_month": (CONTRIBUTION_DDL, CONTRIBUTION_COLUMNS,
-                                  co.select(CONTRIBUTION_COLUMNS).iter_rows()),
-    })
-    for uid, a, t, d in ev.select("_uid", "aac002", "event_type", pl.col("event_date").cast(pl.String)).iter_rows():
+    ev = (
+        pl.DataFrame(events)
+        .drop("aac002", "aac003")
+        .join(delivered, on="_uid", how="left", maintain_order="left")
+    )
+    co = contributions.drop("aac002", "aac003").join(delivered, on="_uid", how="left", maintain_order="left")
+    write_sqlite(
+        path,
+        {
+            "rs_employment_event": (
+                EVENT_DDL,
+                EVENT_COLUMNS,
+                ev.with_columns(pl.col("event_date").cast(pl.String)).select(EVENT_COLUMNS).iter_rows(),
+            ),
+            "rs_contribution_month": (
+                CONTRIBUTION_DDL,
+                CONTRIBUTION_COLUMNS,
+                co.select(CONTRIBUTION_COLUMNS).iter_rows(),
+            ),
+        },
+    )
+    for uid, a, t, d in ev.select(
+        "_uid", "aac002", "event_type", pl.col("event_date").cast(pl.String)
+    ).iter_rows():
         out.add(uid, f"rs_employment_event|{a.strip()}|{t}|{d}", "human_resources/exchange.sqlite", "")
-    keys = co.select("_uid", pl.format("rs_contribution_month|{}|{}", pl.col("aac002").str.strip_chars(),
-                                       pl.col("period")).alias("key"))
+    keys = co.select(
+        "_uid",
+        pl.format("rs_contribution_month|{}|{}", pl.col("aac002").str.strip_chars(), pl.col("period")).alias(
+            "key"
+        ),
+    )
     out.uids += keys["_uid"].to_list()
     out.keys += keys["key"].to_list()
     out.files += ["human_resources/exchange.sqlite"] * keys.height
@@ -329,11 +513,16 @@ def _write_register(world: World, folder: Path, fmt: str) -> str:
     rows = reg.select(REGISTER_COLUMNS).iter_rows()
     name = f"register_{export_day:%Y%m%d}.{fmt}"
     if fmt == "csv":
-        write_csv(folder / name, REGISTER_HEADER,
-                  ([_num(v) for v in row] for row in rows), "utf-8-sig")
+        write_csv(folder / name, REGISTER_HEADER, ([_num(v) for v in row] for row in rows), "utf-8-sig")
     else:
-        write_xlsx(folder / name, "农村人口", REGISTER_HEADER, rows,
-                   title="防返贫监测信息系统 农村人口信息", subtitle=f"{COUNTY}  导出日期：{export_day:%Y-%m-%d}")
+        write_xlsx(
+            folder / name,
+            "农村人口",
+            REGISTER_HEADER,
+            rows,
+            title="防返贫监测信息系统 农村人口信息",
+            subtitle=f"{COUNTY}  导出日期：{export_day:%Y-%m-%d}",
+        )
     return f"registry/{name}"
 
 
@@ -344,8 +533,16 @@ def _num(v: Any) -> Any:
     return v
 
 
-def _write_truth(world: World, delivered: list[Delivered], person_of: dict[int, str | None],
-                 folder: Path, summary: Summary, register_file: str, seed: int, noise: str) -> None:
+def _write_truth(
+    world: World,
+    delivered: list[Delivered],
+    person_of: dict[int, str | None],
+    folder: Path,
+    summary: Summary,
+    register_file: str,
+    seed: int,
+    noise: str,
+) -> None:
     """links, shocks, defects and a manifest of every delivered file."""
     folder.mkdir(parents=True, exist_ok=True)
     links, defects, files = [], [], {}
@@ -369,30 +566,65 @@ def _write_truth(world: World, delivered: list[Delivered], person_of: dict[int, 
         files_of = {f for f in d.files}
         for f in files_of:
             files[f]["records"] = None
-        files[f"{d.source}/*"] = {"file": f"{d.source}/*", "source": d.source, "rows": len(d.uids),
-                                  "records": len(seen), "duplicate_rows": copies["duplicate"],
-                                  "superseded_rows": copies["supersede"]}
+        files[f"{d.source}/*"] = {
+            "file": f"{d.source}/*",
+            "source": d.source,
+            "rows": len(d.uids),
+            "records": len(seen),
+            "duplicate_rows": copies["duplicate"],
+            "superseded_rows": copies["supersede"],
+        }
     pl.DataFrame(links, schema=["source", "source_record_id", "person_id"], orient="row").write_csv(
-        folder / "links.csv")
+        folder / "links.csv"
+    )
     pl.DataFrame(defects, schema=["source", "source_record_id", "field", "defect"], orient="row").write_csv(
-        folder / "defects.csv")
+        folder / "defects.csv"
+    )
     shocks = [
-        (i + 1, s.household_id, s.shock, s.rule_id, s.expected, s.variant, s.figure, s.threshold,
-         ";".join(key_of_uid[u] for u in s.uids))
+        (
+            i + 1,
+            s.household_id,
+            s.shock,
+            s.rule_id,
+            s.expected,
+            s.variant,
+            s.figure,
+            s.threshold,
+            ";".join(key_of_uid[u] for u in s.uids),
+        )
         for i, s in enumerate(world.shocks)
     ]
-    pl.DataFrame(shocks, schema=["shock_id", "household_id", "shock", "rule_id", "expected", "variant",
-                                 "figure", "threshold", "source_record_ids"], orient="row").write_csv(
-        folder / "shocks.csv")
+    pl.DataFrame(
+        shocks,
+        schema=[
+            "shock_id",
+            "household_id",
+            "shock",
+            "rule_id",
+            "expected",
+            "variant",
+            "figure",
+            "threshold",
+            "source_record_ids",
+        ],
+        orient="row",
+    ).write_csv(folder / "shocks.csv")
     for s in world.shocks:
         summary.shocks[f"{s.rule_id}:{s.expected}"] = summary.shocks.get(f"{s.rule_id}:{s.expected}", 0) + 1
     manifest = {
-        "seed": seed, "households": summary.households, "persons": summary.persons,
-        "as_of": summary.as_of.isoformat(), "noise": noise, "register_file": register_file,
-        "monitoring_line": world.line, "sources": [v for k, v in sorted(files.items()) if k.endswith("/*")],
-        "defects": {k: {"exposure": world.exposure[k], "applied": world.applied[k]}
-                    for k in sorted(world.exposure)},
+        "seed": seed,
+        "households": summary.households,
+        "persons": summary.persons,
+        "as_of": summary.as_of.isoformat(),
+        "noise": noise,
+        "register_file": register_file,
+        "monitoring_line": world.line,
+        "sources": [v for k, v in sorted(files.items()) if k.endswith("/*")],
+        "defects": {
+            k: {"exposure": world.exposure[k], "applied": world.applied[k]} for k in sorted(world.exposure)
+        },
         "files": [{"file": k, "rows": v["rows"]} for k, v in sorted(files.items()) if not k.endswith("/*")],
     }
-    (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
-                                          encoding="utf-8")
+    (folder / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )

@@ -11,15 +11,22 @@ import polars as pl
 from synth.places import COUNTY_CODE
 from synth.world import Shock, World
 
-HOSPITALS = ("花垣县人民医院", "花垣县中医医院", "湘西州人民医院", "吉首大学第一附属医院",
-             "中南大学湘雅医院", "花垣县妇幼保健院")
+HOSPITALS = (
+    "花垣县人民医院",
+    "花垣县中医医院",
+    "湘西州人民医院",
+    "吉首大学第一附属医院",
+    "中南大学湘雅医院",
+    "花垣县妇幼保健院",
+)
 CLINICS = ("{town}卫生院", "老百姓大药房({town}店)", "{town}{village}卫生室")
 HISTORY_DAYS = 400
 REVERSAL_RATE = 0.02
 
 
-def _settlement(world: World, who: dict[str, Any], kind: str, when: date, burden: float | None,
-                rng: np.random.Generator) -> dict[str, Any]:
+def _settlement(
+    world: World, who: dict[str, Any], kind: str, when: date, burden: float | None, rng: np.random.Generator
+) -> dict[str, Any]:
     """One 正常 settlement; ``burden`` (个人自付+个人自费) is drawn when not given."""
     if burden is None:
         if kind == "普通门诊":
@@ -41,29 +48,49 @@ def _settlement(world: World, who: dict[str, Any], kind: str, when: date, burden
         admitted = discharged - timedelta(days=int(rng.integers(2, 21)))
         place = HOSPITALS[int(rng.integers(len(HOSPITALS)))]
     else:
-        place = CLINICS[int(rng.integers(len(CLINICS)))].format(
-            town=who["township"], village=who["village"])
+        place = CLINICS[int(rng.integers(len(CLINICS)))].format(town=who["township"], village=who["village"])
     uid = world.uid()
     return {
-        "_uid": uid, "_person_id": who["person_id"], "_true_id": who["id_number"],
-        "_true_name": who["name"], "_born": who["birth_date"], "_date": when,
-        "结算流水号": f"{COUNTY_CODE}{when:%Y%m%d}{uid:08d}", "结算类型": "正常", "原结算流水号": "",
-        "姓名": who["name"], "证件类型": ("居民身份证", "社会保障卡", "其他")[
-            int(rng.choice(3, p=(0.85, 0.12, 0.03)))],
+        "_uid": uid,
+        "_person_id": who["person_id"],
+        "_true_id": who["id_number"],
+        "_true_name": who["name"],
+        "_born": who["birth_date"],
+        "_date": when,
+        "结算流水号": f"{COUNTY_CODE}{when:%Y%m%d}{uid:08d}",
+        "结算类型": "正常",
+        "原结算流水号": "",
+        "姓名": who["name"],
+        "证件类型": ("居民身份证", "社会保障卡", "其他")[int(rng.choice(3, p=(0.85, 0.12, 0.03)))],
         "证件号码": who["id_number"],
         "参保地区划": COUNTY_CODE if who["person_id"] else who["id_number"][:6],
-        "就诊类别": kind, "定点医药机构名称": place, "入院日期": admitted, "出院日期": discharged,
-        "结算日期": when, "医疗费总额": total, "统筹基金支付": fund, "大病保险支付": critical,
-        "医疗救助支付": assistance, "个人自付": self_pay, "个人自费": out_of_catalogue,
+        "就诊类别": kind,
+        "定点医药机构名称": place,
+        "入院日期": admitted,
+        "出院日期": discharged,
+        "结算日期": when,
+        "医疗费总额": total,
+        "统筹基金支付": fund,
+        "大病保险支付": critical,
+        "医疗救助支付": assistance,
+        "个人自付": self_pay,
+        "个人自费": out_of_catalogue,
     }
 
 
 def _reversal(world: World, original: dict[str, Any], when: date) -> dict[str, Any]:
     money = ("医疗费总额", "统筹基金支付", "大病保险支付", "医疗救助支付", "个人自付", "个人自费")
     uid = world.uid()
-    return {**original, "_uid": uid, "_date": when, "结算流水号": f"{COUNTY_CODE}{when:%Y%m%d}{uid:08d}",
-            "结算类型": "冲销", "原结算流水号": original["结算流水号"], "结算日期": when,
-            **{m: -original[m] if original[m] else 0.0 for m in money}}
+    return {
+        **original,
+        "_uid": uid,
+        "_date": when,
+        "结算流水号": f"{COUNTY_CODE}{when:%Y%m%d}{uid:08d}",
+        "结算类型": "冲销",
+        "原结算流水号": original["结算流水号"],
+        "结算日期": when,
+        **{m: -original[m] if original[m] else 0.0 for m in money},
+    }
 
 
 def _thresholds(world: World, hh: dict[str, Any]) -> tuple[float, float]:
@@ -90,9 +117,13 @@ def generate(world: World) -> list[dict[str, Any]]:
         state = health.get(who["person_id"], "健康")
         lam = {"健康": 0.9, "长期慢性病": 5.0, "患有大病": 3.0, "残疾": 1.5}[state]
         for _ in range(int(rng.poisson(lam * HISTORY_DAYS / 365))):
-            kind = ("门诊慢特病" if state == "长期慢性病" and rng.random() < 0.7
-                    else "住院" if rng.random() < (0.25 if state == "患有大病" else 0.04)
-                    else "普通门诊")
+            kind = (
+                "门诊慢特病"
+                if state == "长期慢性病" and rng.random() < 0.7
+                else "住院"
+                if rng.random() < (0.25 if state == "患有大病" else 0.04)
+                else "普通门诊"
+            )
             when = world.days_ago(int(rng.integers(0, HISTORY_DAYS)))
             records.append(_settlement(world, who, kind, when, None, rng))
 
@@ -111,15 +142,19 @@ def generate(world: World) -> list[dict[str, Any]]:
     return records
 
 
-def _plant(world: World, hh: dict[str, Any], expected: str, members: pl.DataFrame,
-           records: list[dict[str, Any]]) -> None:
+def _plant(
+    world: World, hh: dict[str, Any], expected: str, members: pl.DataFrame, records: list[dict[str, Any]]
+) -> None:
     rng = world.rng
     absolute, share = _thresholds(world, hh)
     threshold = min(absolute, share)
     people = members.filter(pl.col("household_id") == hh["household_id"]).to_dicts()
     who = people[int(rng.integers(len(people)))]
-    variants = (("at_threshold", "above", "reversal_after_run_date") if expected == "fires"
-                else ("just_below", "reversed", "window_edge"))
+    variants = (
+        ("at_threshold", "above", "reversal_after_run_date")
+        if expected == "fires"
+        else ("just_below", "reversed", "window_edge")
+    )
     variant = variants[int(rng.integers(len(variants)))]
     if variant == "at_threshold":
         burden = threshold
@@ -153,8 +188,11 @@ def _plant(world: World, hh: dict[str, Any], expected: str, members: pl.DataFram
         uids += [original["_uid"], reversal["_uid"]]
     if variant == "window_edge":
         # Exactly 365 days before D is outside the window: it must not count.
-        old = _settlement(world, who, "住院", world.days_ago(365), round(float(rng.uniform(2000, 9000)), 2), rng)
+        old = _settlement(
+            world, who, "住院", world.days_ago(365), round(float(rng.uniform(2000, 9000)), 2), rng
+        )
         records.append(old)
         uids.append(old["_uid"])
-    world.shocks.append(Shock(hh["household_id"], "illness", "medical_burden", expected, variant,
-                              burden, threshold, uids))
+    world.shocks.append(
+        Shock(hh["household_id"], "illness", "medical_burden", expected, variant, burden, threshold, uids)
+    )

@@ -28,33 +28,64 @@ class Ledger:
     def __init__(self, world: World) -> None:
         self.world = world
         self.events: list[dict[str, Any]] = []
-        self.cols: dict[str, list[Any]] = {k: [] for k in (
-            "_uid", "_person_id", "_true_id", "_true_name", "_born", "aac002", "aac003", "period",
-            "wage_base", "status")}
+        self.cols: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "_uid",
+                "_person_id",
+                "_true_id",
+                "_true_name",
+                "_born",
+                "aac002",
+                "aac003",
+                "period",
+                "wage_base",
+                "status",
+            )
+        }
 
     def pay(self, who: dict[str, Any], index: int, wage: float, status: str = "正常缴费") -> int:
         uid = self.world.uid()
-        for key, value in (("_uid", uid), ("_person_id", who["person_id"]),
-                           ("_true_id", who["id_number"]), ("_true_name", who["name"]),
-                           ("_born", who["birth_date"]), ("aac002", who["id_number"]),
-                           ("aac003", who["name"]), ("period", period(index)),
-                           ("wage_base", wage), ("status", status)):
+        for key, value in (
+            ("_uid", uid),
+            ("_person_id", who["person_id"]),
+            ("_true_id", who["id_number"]),
+            ("_true_name", who["name"]),
+            ("_born", who["birth_date"]),
+            ("aac002", who["id_number"]),
+            ("aac003", who["name"]),
+            ("period", period(index)),
+            ("wage_base", wage),
+            ("status", status),
+        ):
             self.cols[key].append(value)
         return uid
 
     def event(self, who: dict[str, Any], kind: str, when: date, employer: str = "") -> int:
         uid = self.world.uid()
         rng = self.world.rng
-        self.events.append({
-            "_uid": uid, "_person_id": who["person_id"], "_true_id": who["id_number"],
-            "_true_name": who["name"], "_born": who["birth_date"], "_date": when,
-            "aac002": who["id_number"], "aac003": who["name"],
-            "aac004": "1" if who["sex"] == "男" else "2", "event_type": kind, "event_date": when,
-            "employer_name": employer or ("", "宁波某电子有限公司", "东莞某制衣厂", "长沙某建筑公司",
-                                          "花垣县某矿业公司")[int(rng.integers(5))],
-            "work_area": ("浙江省宁波市", "广东省东莞市", "湖南省长沙市", "湖南省湘西州",
-                          "")[int(rng.integers(5))],
-        })
+        self.events.append(
+            {
+                "_uid": uid,
+                "_person_id": who["person_id"],
+                "_true_id": who["id_number"],
+                "_true_name": who["name"],
+                "_born": who["birth_date"],
+                "_date": when,
+                "aac002": who["id_number"],
+                "aac003": who["name"],
+                "aac004": "1" if who["sex"] == "男" else "2",
+                "event_type": kind,
+                "event_date": when,
+                "employer_name": employer
+                or ("", "宁波某电子有限公司", "东莞某制衣厂", "长沙某建筑公司", "花垣县某矿业公司")[
+                    int(rng.integers(5))
+                ],
+                "work_area": ("浙江省宁波市", "广东省东莞市", "湖南省长沙市", "湖南省湘西州", "")[
+                    int(rng.integers(5))
+                ],
+            }
+        )
         return uid
 
     def contributions(self) -> pl.DataFrame:
@@ -68,7 +99,8 @@ def generate(world: World) -> tuple[list[dict[str, Any]], pl.DataFrame]:
     first = now - MONTHS
     workers = world.register.filter(pl.col("insured_worker"))
     households = world.households().filter(
-        pl.col("household_id").is_in(workers["household_id"].unique().to_list()))
+        pl.col("household_id").is_in(workers["household_id"].unique().to_list())
+    )
     planted: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for shock in ("unemployment_registered", "contributions_stopped"):
         rates = world.settings["shocks"][shock]
@@ -90,13 +122,18 @@ def generate(world: World) -> tuple[list[dict[str, Any]], pl.DataFrame]:
     members = world.register.filter(pl.col("household_id").is_in(list(planted)))
     for household_id, shocks in planted.items():
         for shock, expected in shocks:
-            _plant(world, ledger, members.filter(pl.col("household_id") == household_id),
-                   shock, "fires" if expected == "fires" else "near_miss", now)
+            _plant(
+                world,
+                ledger,
+                members.filter(pl.col("household_id") == household_id),
+                shock,
+                "fires" if expected == "fires" else "near_miss",
+                now,
+            )
     return ledger.events, ledger.contributions()
 
 
-def _plant(world: World, ledger: Ledger, members: pl.DataFrame, shock: str, expected: str,
-           now: int) -> None:
+def _plant(world: World, ledger: Ledger, members: pl.DataFrame, shock: str, expected: str, now: int) -> None:
     rng = world.rng
     candidates = members.filter(pl.col("insured_worker")).to_dicts()
     who = candidates[int(rng.integers(len(candidates)))]
@@ -106,11 +143,18 @@ def _plant(world: World, ledger: Ledger, members: pl.DataFrame, shock: str, expe
     uids: list[int] = []
     baseline = range(now - 15, now - 3)
     if shock == "unemployment_registered":
-        variants = (("registered_recent", "registered_day_179") if expected == "fires"
-                    else ("re_employed", "registered_day_180"))
+        variants = (
+            ("registered_recent", "registered_day_179")
+            if expected == "fires"
+            else ("re_employed", "registered_day_180")
+        )
         variant = variants[int(rng.integers(2))]
-        days = {"registered_recent": int(rng.integers(1, 170)), "registered_day_179": 179,
-                "re_employed": 100, "registered_day_180": 180}[variant]
+        days = {
+            "registered_recent": int(rng.integers(1, 170)),
+            "registered_day_179": 179,
+            "re_employed": 100,
+            "registered_day_180": 180,
+        }[variant]
         lost_day = world.days_ago(days)
         uids.append(ledger.event(who, "失业登记", lost_day))
         stop = month_index(lost_day) + 1 if expected == "fires" else now
@@ -122,8 +166,11 @@ def _plant(world: World, ledger: Ledger, members: pl.DataFrame, shock: str, expe
             uids.append(ledger.pay(who, index, wage))
         figure, threshold = float(days), 180.0
     else:
-        variants = (("stopped_no_records", "stopped_interrupted", "six_of_twelve") if expected == "fires"
-                    else ("paid_3_months_ago", "back_pay", "five_of_twelve", "drop_below_share"))
+        variants = (
+            ("stopped_no_records", "stopped_interrupted", "six_of_twelve")
+            if expected == "fires"
+            else ("paid_3_months_ago", "back_pay", "five_of_twelve", "drop_below_share")
+        )
         variant = variants[int(rng.integers(len(variants)))]
         last_paid = now - 3 if variant == "paid_3_months_ago" else now - 4
         skipped = set()
@@ -150,7 +197,21 @@ def _plant(world: World, ledger: Ledger, members: pl.DataFrame, shock: str, expe
         income = per_capita * size
         figure, threshold = round(lost / income, 4), 0.3
     wage_income = round(min(lost * 1.05, income * 0.95))
-    world.set_household(who["household_id"], income_per_capita=per_capita,
-                        wage_income=float(wage_income), business_income=float(income - wage_income))
-    world.shocks.append(Shock(who["household_id"], "job_loss", "income_drop", expected,
-                              f"{shock}:{variant}", figure, threshold, uids))
+    world.set_household(
+        who["household_id"],
+        income_per_capita=per_capita,
+        wage_income=float(wage_income),
+        business_income=float(income - wage_income),
+    )
+    world.shocks.append(
+        Shock(
+            who["household_id"],
+            "job_loss",
+            "income_drop",
+            expected,
+            f"{shock}:{variant}",
+            figure,
+            threshold,
+            uids,
+        )
+    )

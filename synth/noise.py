@@ -21,8 +21,18 @@ from guardline import idnumber
 from synth import names
 
 SETTINGS_PATH = Path(__file__).with_name("settings.yaml")
-ID_DEFECTS = ("check_wrong", "digit_typo", "transposed", "fullwidth", "spaces", "apostrophe",
-              "legacy15", "empty", "excel_float", "disability_cert")
+ID_DEFECTS = (
+    "check_wrong",
+    "digit_typo",
+    "transposed",
+    "fullwidth",
+    "spaces",
+    "apostrophe",
+    "legacy15",
+    "empty",
+    "excel_float",
+    "disability_cert",
+)
 NAME_DEFECTS = ("homophone", "lookalike", "missing_char", "extra_char", "traditional", "stray_spaces")
 DOTS = ("•", ".", "．", "")
 FULLWIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
@@ -52,15 +62,21 @@ class NoiseProfile:
         elif Path(profile).is_file():
             raw = dict(yaml.safe_load(Path(profile).read_text(encoding="utf-8")) or {})
         else:
-            raise ValueError(f"unknown noise profile {profile!r}: use one of {sorted(profiles)} "
-                             "or a YAML file")
+            raise ValueError(
+                f"unknown noise profile {profile!r}: use one of {sorted(profiles)} or a YAML file"
+            )
         unknown_id = set(raw.get("id") or {}) - set(ID_DEFECTS)
         unknown_name = set(raw.get("name") or {}) - set(NAME_DEFECTS)
         if unknown_id or unknown_name:
-            raise ValueError(f"noise profile {profile!r} names unknown defects: "
-                             f"{sorted(unknown_id | unknown_name)}")
-        return cls(profile, dict(raw.pop("id", None) or {}), dict(raw.pop("name", None) or {}),
-                   {k: float(v) for k, v in raw.items()})
+            raise ValueError(
+                f"noise profile {profile!r} names unknown defects: {sorted(unknown_id | unknown_name)}"
+            )
+        return cls(
+            profile,
+            dict(raw.pop("id", None) or {}),
+            dict(raw.pop("name", None) or {}),
+            {k: float(v) for k, v in raw.items()},
+        )
 
     def rate(self, key: str) -> float:
         return self.rates.get(key, 0.0)

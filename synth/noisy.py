@@ -31,17 +31,27 @@ class Fields:
     file_delivered: bool = True
 
 
-def identity_defects(true_id: str, true_name: str, born: Any, fields: Fields, profile: NoiseProfile,
-                     rng: np.random.Generator, exposure: Counter[str], applied_count: Counter[str]
-                     ) -> tuple[str, str, list[tuple[str, str]]]:
+def identity_defects(
+    true_id: str,
+    true_name: str,
+    born: Any,
+    fields: Fields,
+    profile: NoiseProfile,
+    rng: np.random.Generator,
+    exposure: Counter[str],
+    applied_count: Counter[str],
+) -> tuple[str, str, list[tuple[str, str]]]:
     """(delivered ID, delivered name, [(field, defect)]) for one record or person.
 
     ``exposure`` counts the defects this unit could have had, ``applied_count`` those
     it got: their ratio is the realised rate the tests compare with the profile.
     """
     applied: list[tuple[str, str]] = []
-    allowed = tuple(k for k in noise.ID_DEFECTS if fields.file_delivered or k not in (
-        "apostrophe", "empty", "excel_float", "disability_cert"))
+    allowed = tuple(
+        k
+        for k in noise.ID_DEFECTS
+        if fields.file_delivered or k not in ("apostrophe", "empty", "excel_float", "disability_cert")
+    )
     if born.year >= 2000:
         allowed = tuple(k for k in allowed if k != "legacy15")
     exposure.update(allowed)
@@ -72,9 +82,14 @@ def identity_defects(true_id: str, true_name: str, born: Any, fields: Fields, pr
     return delivered_id, name, applied
 
 
-def apply_identity_noise(records: pl.DataFrame, fields: Fields, profile: NoiseProfile,
-                         rng: np.random.Generator, exposure: Counter[str], applied_count: Counter[str]
-                         ) -> tuple[pl.DataFrame, pl.DataFrame]:
+def apply_identity_noise(
+    records: pl.DataFrame,
+    fields: Fields,
+    profile: NoiseProfile,
+    rng: np.random.Generator,
+    exposure: Counter[str],
+    applied_count: Counter[str],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Delivered ID and name columns, and the log (uid, field, defect) of what was applied."""
     unit = "_true_id" if fields.per_identity else "_uid"
     columns = list(dict.fromkeys((unit, "_true_id", "_true_name", "_born")))
@@ -82,8 +97,9 @@ def apply_identity_noise(records: pl.DataFrame, fields: Fields, profile: NoisePr
     ids, nms, log_unit, log_field, log_defect = [], [], [], [], []
     for row in units.iter_rows(named=True):
         key, true_id, true_name, born = row[unit], row["_true_id"], row["_true_name"], row["_born"]
-        delivered_id, name, applied = identity_defects(true_id, true_name, born, fields, profile, rng,
-                                                         exposure, applied_count)
+        delivered_id, name, applied = identity_defects(
+            true_id, true_name, born, fields, profile, rng, exposure, applied_count
+        )
         ids.append(delivered_id)
         nms.append(name)
         for field, defect in applied:
@@ -91,20 +107,34 @@ def apply_identity_noise(records: pl.DataFrame, fields: Fields, profile: NoisePr
             log_field.append(field)
             log_defect.append(defect)
     mapping = pl.DataFrame({unit: units[unit], "_d_id": ids, "_d_name": nms})
-    out = (records.join(mapping, on=unit, how="left", maintain_order="left")
-           .with_columns(pl.col("_d_id").alias(fields.id_field), pl.col("_d_name").alias(fields.name_field))
-           .drop("_d_id", "_d_name"))
-    log = pl.DataFrame({unit: log_unit, "field": log_field, "defect": log_defect},
-                       schema={unit: records.schema[unit], "field": pl.String, "defect": pl.String})
-    log = records.select("_uid", unit).join(log, on=unit, how="inner").select("_uid", "field", "defect") \
-        if unit != "_uid" else log
+    out = (
+        records.join(mapping, on=unit, how="left", maintain_order="left")
+        .with_columns(pl.col("_d_id").alias(fields.id_field), pl.col("_d_name").alias(fields.name_field))
+        .drop("_d_id", "_d_name")
+    )
+    log = pl.DataFrame(
+        {unit: log_unit, "field": log_field, "defect": log_defect},
+        schema={unit: records.schema[unit], "field": pl.String, "defect": pl.String},
+    )
+    log = (
+        records.select("_uid", unit).join(log, on=unit, how="inner").select("_uid", "field", "defect")
+        if unit != "_uid"
+        else log
+    )
     return out, log
 
 
-def redeliveries(records: list[dict[str, Any]], profile: NoiseProfile, rng: np.random.Generator,
-                 protected: set[int], correct: dict[str, Any], date_field: str, as_of: Any,
-                 exposure: Counter[str], applied_count: Counter[str]
-                 ) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
+def redeliveries(
+    records: list[dict[str, Any]],
+    profile: NoiseProfile,
+    rng: np.random.Generator,
+    protected: set[int],
+    correct: dict[str, Any],
+    date_field: str,
+    as_of: Any,
+    exposure: Counter[str],
+    applied_count: Counter[str],
+) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
     """Rows as delivered: some misdated after D, some delivered twice, some corrected later.
 
     ``protected`` records (planted shocks) keep their dates and values, so that what the

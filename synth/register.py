@@ -53,11 +53,12 @@ def _labour(age: int, rng: np.random.Generator) -> str:
     if age < 16:
         return "无劳动力"
     if age < 60:
-        options, p = ("技能劳动力", "普通劳动力", "弱劳动力或半劳动力", "丧失劳动力", "无劳动力"), (
-            0.2, 0.65, 0.08, 0.04, 0.03)
+        options, p = (
+            ("技能劳动力", "普通劳动力", "弱劳动力或半劳动力", "丧失劳动力", "无劳动力"),
+            (0.2, 0.65, 0.08, 0.04, 0.03),
+        )
     elif age < 70:
-        options, p = ("普通劳动力", "弱劳动力或半劳动力", "丧失劳动力", "无劳动力"), (
-            0.35, 0.45, 0.15, 0.05)
+        options, p = ("普通劳动力", "弱劳动力或半劳动力", "丧失劳动力", "无劳动力"), (0.35, 0.45, 0.15, 0.05)
     else:
         options, p = ("弱劳动力或半劳动力", "丧失劳动力", "无劳动力"), (0.3, 0.4, 0.3)
     return options[rng.choice(len(options), p=p)]
@@ -75,8 +76,9 @@ def _members(size: int, head_age: int, rng: np.random.Generator) -> list[tuple[s
     head_sex = "男" if rng.random() < 0.85 else "女"
     out = [("户主", head_sex, head_age)]
     if size >= 2 and rng.random() < 0.9:
-        out.append(("配偶", "女" if head_sex == "男" else "男",
-                    int(np.clip(head_age + rng.normal(-2, 3), 18, 95))))
+        out.append(
+            ("配偶", "女" if head_sex == "男" else "男", int(np.clip(head_age + rng.normal(-2, 3), 18, 95)))
+        )
     if len(out) < size and head_age < 50 and size >= 4 and rng.random() < 0.5:
         out.append(("之母", "女", min(head_age + int(rng.integers(22, 33)), 95)))
     child_ages: list[int] = []
@@ -119,16 +121,22 @@ def generate_register(
         father_given = sampler.minority_given()
         phone = f"1{rng.choice([3, 5, 8, 9])}{rng.integers(0, 10**9):09d}"
         household = {
-            "county": COUNTY, "township": village.township, "village": village.name,
-            "group_no": int(rng.integers(1, 12)), "household_id": household_id,
+            "county": COUNTY,
+            "township": village.township,
+            "village": village.name,
+            "group_no": int(rng.integers(1, 12)),
+            "household_id": household_id,
             "phone": phone,
         }
         for relation, sex, age in members:
             person_seq += 1
             birth = as_of - timedelta(days=int(age * 365.25 + rng.integers(0, 365)))
             married_in = relation in ("配偶", "之儿媳")
-            area = (NEIGHBOUR_CODES[rng.integers(len(NEIGHBOUR_CODES))]
-                    if married_in and rng.random() < NEIGHBOUR_SPOUSE_RATE else COUNTY_CODE)
+            area = (
+                NEIGHBOUR_CODES[rng.integers(len(NEIGHBOUR_CODES))]
+                if married_in and rng.random() < NEIGHBOUR_SPOUSE_RATE
+                else COUNTY_CODE
+            )
             while True:
                 seq = int(rng.integers(0, 500)) * 2 + (1 if sex == "男" else 0)
                 id_number = idnumber.make_id(area, birth, seq)
@@ -143,13 +151,23 @@ def generate_register(
                 name = sampler.surname() + sampler.given_name(sex)
             labour = _labour(age, rng)
             insured = labour in ("技能劳动力", "普通劳动力") and 18 <= age <= 55 and rng.random() < 0.35
-            rows.append({
-                **household, "person_id": f"0{COUNTY_CODE}{person_seq:09d}", "name": name,
-                "id_number": id_number, "sex": sex, "ethnicity": ethnicity,
-                "relation": relation, "labour": labour, "health": _health(age, rng),
-                "birth_date": birth, "age": age, "insured_worker": insured,
-                "wage_base": float(rng.integers(250, 650) * 10) if insured else 0.0,
-            })
+            rows.append(
+                {
+                    **household,
+                    "person_id": f"0{COUNTY_CODE}{person_seq:09d}",
+                    "name": name,
+                    "id_number": id_number,
+                    "sex": sex,
+                    "ethnicity": ethnicity,
+                    "relation": relation,
+                    "labour": labour,
+                    "health": _health(age, rng),
+                    "birth_date": birth,
+                    "age": age,
+                    "insured_worker": insured,
+                    "wage_base": float(rng.integers(250, 650) * 10) if insured else 0.0,
+                }
+            )
     persons = pl.DataFrame(rows)
     persons = _plant_common_names(persons, rng)
     return _add_household_columns(persons, rng, as_of, monitoring_line)
@@ -161,7 +179,8 @@ def _plant_common_names(persons: pl.DataFrame, rng: np.random.Generator) -> pl.D
     eligible = (
         persons.with_row_index("i")
         .filter(pl.col("age") >= 18, pl.col("ethnicity") != "维吾尔族", pl.col("relation") != "户主")
-        .group_by("village", maintain_order=True).agg("i", "sex")
+        .group_by("village", maintain_order=True)
+        .agg("i", "sex")
     )
     for village_rows, sexes in zip(eligible["i"], eligible["sex"], strict=True):
         if rng.random() >= 0.15:
@@ -186,14 +205,15 @@ def _add_household_columns(
     poor = rng.random(n) < 0.28
     u = rng.random(n)
     category = np.where(
-        poor & (u < 0.08), "脱贫不稳定户",
+        poor & (u < 0.08),
+        "脱贫不稳定户",
         np.where(~poor & (u < 0.03), "边缘易致贫户", np.where(u > 0.99, "突发严重困难户", "")),
     )
     eliminated = np.where(category != "", np.where(rng.random(n) < 0.55, "是", "否"), "")
     months_back = rng.integers(0, 60, size=n)
     ident_month = [
-        f"{(as_of.year * 12 + as_of.month - 1 - m) // 12}{(as_of.month - 1 - m) % 12 + 1:02d}"
-        if c else "" for c, m in zip(category, months_back, strict=True)
+        f"{(as_of.year * 12 + as_of.month - 1 - m) // 12}{(as_of.month - 1 - m) % 12 + 1:02d}" if c else ""
+        for c, m in zip(category, months_back, strict=True)
     ]
     monitored = (category != "") & (eliminated == "否")
     median = np.where(monitored, 10_500, np.where(poor, 14_000, 17_000))
@@ -202,7 +222,9 @@ def _add_household_columns(
     size = hh["household_size"].to_numpy()
     insured = hh["insured_wages"].to_numpy()
     # Households with insured migrant workers earn at least those wages.
-    wage = np.maximum(per_capita * size * rng.uniform(0.35, 0.7, size=n), insured * rng.uniform(1.0, 1.15, size=n))
+    wage = np.maximum(
+        per_capita * size * rng.uniform(0.35, 0.7, size=n), insured * rng.uniform(1.0, 1.15, size=n)
+    )
     business = per_capita * size * rng.uniform(0.15, 0.4, size=n)
     per_capita = np.maximum(per_capita, (wage + business) / size)
     hh = hh.with_columns(

@@ -18,8 +18,18 @@ from guardline import idnumber
 from synth.noise import NoiseProfile
 from synth.places import NEIGHBOUR_CODES, OTHER_COUNTIES
 
-IDENTITY = ("person_id", "household_id", "id_number", "name", "sex", "birth_date", "township",
-            "village", "group_no", "phone")
+IDENTITY = (
+    "person_id",
+    "household_id",
+    "id_number",
+    "name",
+    "sex",
+    "birth_date",
+    "township",
+    "village",
+    "group_no",
+    "phone",
+)
 
 
 @dataclass
@@ -65,12 +75,13 @@ class World:
 
     def households(self) -> pl.DataFrame:
         """One row per household: the head's row, as RULES.md reads household columns."""
-        return (self.register.sort("household_id", pl.col("relation") != "户主", "person_id")
-                .unique("household_id", keep="first", maintain_order=True))
+        return self.register.sort("household_id", pl.col("relation") != "户主", "person_id").unique(
+            "household_id", keep="first", maintain_order=True
+        )
 
     def take_households(self, frame: pl.DataFrame, share: float) -> list[dict[str, Any]]:
         """Draw households not yet used by another shock, ``share`` of the whole county."""
-        n = int(round(share * self.register["household_id"].n_unique()))
+        n = round(share * self.register["household_id"].n_unique())
         n = max(n, 1) if share > 0 else 0
         free = frame.filter(~pl.col("household_id").is_in(list(self._taken)))
         if n == 0 or free.height == 0:
@@ -96,7 +107,7 @@ class World:
     def identities(self, n_in: int, pool: pl.DataFrame) -> pl.DataFrame:
         """``pool`` plus enough outsiders that they make up the configured share."""
         share = float(self.settings["outsider_share"])
-        n_out = int(round(n_in * share / (1 - share)))
+        n_out = round(n_in * share / (1 - share))
         out = self.outsiders()
         idx = self.rng.choice(out.height, size=n_out, replace=n_out > out.height)
         return pl.concat([pool.select(IDENTITY), out[idx].select(IDENTITY)], how="vertical_relaxed")
@@ -121,10 +132,18 @@ def _make_outsiders(world: World) -> pl.DataFrame:
                 used.add(id_number)
                 break
         name = donor["name"] if namesake[i] else reg["name"][int(rng.integers(reg.height))]
-        rows.append({
-            "person_id": None, "household_id": None, "id_number": id_number, "name": name,
-            "sex": sex, "birth_date": birth, "township": donor["township"],
-            "village": donor["village"], "group_no": int(rng.integers(1, 12)),
-            "phone": f"1{rng.choice([3, 5, 7, 8])}{rng.integers(0, 10**9):09d}",
-        })
+        rows.append(
+            {
+                "person_id": None,
+                "household_id": None,
+                "id_number": id_number,
+                "name": name,
+                "sex": sex,
+                "birth_date": birth,
+                "township": donor["township"],
+                "village": donor["village"],
+                "group_no": int(rng.integers(1, 12)),
+                "phone": f"1{rng.choice([3, 5, 7, 8])}{rng.integers(0, 10**9):09d}",
+            }
+        )
     return pl.DataFrame(rows, schema_overrides={"person_id": pl.String, "household_id": pl.String})

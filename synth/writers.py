@@ -44,8 +44,14 @@ def amount_text(x: float) -> str:
     return f"{x:,.2f}"
 
 
-def write_xlsx(path: Path, sheet: str, header: Sequence[str], rows: Iterable[Sequence[Any]],
-               title: str | None = None, subtitle: str | None = None) -> None:
+def write_xlsx(
+    path: Path,
+    sheet: str,
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    title: str | None = None,
+    subtitle: str | None = None,
+) -> None:
     """One sheet; an optional merged title row (and a second title row) above the header.
 
     Strings stay text cells (an ID is never turned into a number here); floats are

@@ -22,8 +22,14 @@ def county(tmp_path_factory: pytest.TempPathFactory) -> Summary:
 @pytest.fixture(scope="session")
 def clean_county(tmp_path_factory: pytest.TempPathFactory) -> Summary:
     """A small county without noise and with the CSV register."""
-    return generate(tmp_path_factory.mktemp("clean"), households=400, seed=3, as_of=AS_OF,
-                    noise="clean", register_format="csv")
+    return generate(
+        tmp_path_factory.mktemp("clean"),
+        households=400,
+        seed=3,
+        as_of=AS_OF,
+        noise="clean",
+        register_format="csv",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +40,7 @@ def pg_url() -> str:
     try:
         with sa.create_engine(PG_URL).connect() as con:
             con.execute(sa.text("select 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
+    except Exception as exc:
         pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({type(exc).__name__})")
     return PG_URL
 

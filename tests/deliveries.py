@@ -77,8 +77,14 @@ def civil(inbox: Path) -> list[dict[str, Any]]:
     out = []
     for path in sorted((inbox / "civil_affairs").glob("*.xlsx")):
         for row in read_xlsx(path, header_row=2):
-            key = "|".join([key_field(row["身份证号码"]), key_field(row["姓名"]), key_field(row["救助类别"]),
-                            norm_date(row["审批日期"]).isoformat()])
+            key = "|".join(
+                [
+                    key_field(row["身份证号码"]),
+                    key_field(row["姓名"]),
+                    key_field(row["救助类别"]),
+                    norm_date(row["审批日期"]).isoformat(),
+                ]
+            )
             out.append({**row, "_file": path.name, "_key": key})
     return out
 
@@ -86,12 +92,14 @@ def civil(inbox: Path) -> list[dict[str, Any]]:
 def disaster(inbox: Path) -> list[dict[str, Any]]:
     out = []
     for path in sorted((inbox / "emergency_management").iterdir()):
-        rows = (read_xlsx(path, 1, "灾情核查") if path.suffix == ".xlsx"
-                else read_csv(path, "utf-8-sig"))
+        rows = read_xlsx(path, 1, "灾情核查") if path.suffix == ".xlsx" else read_csv(path, "utf-8-sig")
         for row in rows:
             ident = key_field(row["户主身份证号"])
-            parts = ([row["灾害编号"], ident] if ident else
-                     [row["灾害编号"], row["乡镇"], row["行政村"], row["户主姓名"]])
+            parts = (
+                [row["灾害编号"], ident]
+                if ident
+                else [row["灾害编号"], row["乡镇"], row["行政村"], row["户主姓名"]]
+            )
             out.append({**row, "_file": path.name, "_key": "|".join(key_field(p) for p in parts)})
     return out
 

@@ -3,13 +3,27 @@ import sys
 
 
 def _guardline(*args):
-    return subprocess.run([sys.executable, "-m", "guardline.cli", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "guardline.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_generate_writes_inbox_and_truth(tmp_path):
-    result = _guardline("generate", "--out", str(tmp_path), "--households", "120", "--seed", "2",
-                        "--as-of", "2026-11-27", "--noise", "clean", "--register-format", "csv")
+    result = _guardline(
+        "generate",
+        "--out",
+        str(tmp_path),
+        "--households",
+        "120",
+        "--seed",
+        "2",
+        "--as-of",
+        "2026-11-27",
+        "--noise",
+        "clean",
+        "--register-format",
+        "csv",
+    )
     assert result.returncode == 0, result.stderr
     assert "health_insurance" in result.stdout
     for sub in ("registry", "civil_affairs", "health_insurance", "emergency_management"):
@@ -19,8 +33,11 @@ def test_generate_writes_inbox_and_truth(tmp_path):
 
 
 def test_user_mistakes_are_one_line_and_exit_non_zero(tmp_path):
-    for args, words in ((("--as-of", "2026-13-01"), "--as-of"), (("--noise", "loud"), "noise profile"),
-                        (("--households", "3"), "at least 10")):
+    for args, words in (
+        (("--as-of", "2026-13-01"), "--as-of"),
+        (("--noise", "loud"), "noise profile"),
+        (("--households", "3"), "at least 10"),
+    ):
         result = _guardline("generate", "--out", str(tmp_path), *args)
         assert result.returncode == 2
         assert words in result.stderr

@@ -25,9 +25,12 @@ from tests import deliveries
 def _read(out: Path) -> dict[str, list[dict]]:
     inbox = out / "inbox"
     events, contributions = deliveries.hr(inbox)
-    return {"health_insurance": deliveries.health(inbox), "civil_affairs": deliveries.civil(inbox),
-            "emergency_management": deliveries.disaster(inbox),
-            "human_resources": events + contributions}
+    return {
+        "health_insurance": deliveries.health(inbox),
+        "civil_affairs": deliveries.civil(inbox),
+        "emergency_management": deliveries.disaster(inbox),
+        "human_resources": events + contributions,
+    }
 
 
 def _links(out: Path) -> pl.DataFrame:
@@ -45,7 +48,7 @@ def test_files_are_in_their_declared_formats(county):
     for path in (inbox / "civil_affairs").glob("*.xlsx"):
         ws = openpyxl.load_workbook(path).worksheets[0]
         assert ws.cell(1, 1).value.startswith("花垣县民政局社会救助对象变动明细(")
-        assert [str(r) for r in ws.merged_cells.ranges][0].startswith("A1:")
+        assert next(str(r) for r in ws.merged_cells.ranges).startswith("A1:")
         assert tuple(c.value for c in ws[2]) == gen.CIVIL_HEADER
     kinds = {p.suffix for p in (inbox / "emergency_management").iterdir()}
     assert kinds == {".xlsx", ".csv"}
@@ -56,15 +59,25 @@ def test_files_are_in_their_declared_formats(county):
     for path in (inbox / "emergency_management").glob("*.csv"):
         assert path.read_bytes().startswith(b"\xef\xbb\xbf")
     con = sqlite3.connect(inbox / "human_resources" / "exchange.sqlite")
-    cols = {t: [(c[1], c[2]) for c in con.execute(f"pragma table_info({t})")]
-            for t in ("rs_employment_event", "rs_contribution_month")}
-    assert cols["rs_contribution_month"] == [("aac002", "TEXT"), ("aac003", "TEXT"), ("period", "INTEGER"),
-                                             ("wage_base", "NUMERIC"), ("status", "TEXT")]
+    cols = {
+        t: [(c[1], c[2]) for c in con.execute(f"pragma table_info({t})")]
+        for t in ("rs_employment_event", "rs_contribution_month")
+    }
+    assert cols["rs_contribution_month"] == [
+        ("aac002", "TEXT"),
+        ("aac003", "TEXT"),
+        ("period", "INTEGER"),
+        ("wage_base", "NUMERIC"),
+        ("status", "TEXT"),
+    ]
     assert [c for c, _ in cols["rs_employment_event"]] == list(gen.EVENT_COLUMNS)
     periods = [r[0] for r in con.execute("select distinct period from rs_contribution_month order by 1")]
     assert len(periods) == 18 and periods[-1] == 202610
     assert {r[0] for r in con.execute("select distinct status from rs_contribution_month")} == {
-        "正常缴费", "中断", "补缴"}
+        "正常缴费",
+        "中断",
+        "补缴",
+    }
 
 
 def test_every_delivered_row_has_a_truth_link_and_every_link_a_row(county):
@@ -92,8 +105,11 @@ def test_about_a_tenth_of_records_are_outsiders_some_named_like_locals(county):
     for source, out in share.iter_rows():
         assert 0.06 <= out <= 0.16, (source, out)
     register = gen_register_names(county)
-    outsiders = {r["姓名"] for r in _read(county.out)["health_insurance"]
-                 if r["_key"] in set(links.filter(pl.col("person_id").is_null())["source_record_id"])}
+    outsiders = {
+        r["姓名"]
+        for r in _read(county.out)["health_insurance"]
+        if r["_key"] in set(links.filter(pl.col("person_id").is_null())["source_record_id"])
+    }
     assert len(outsiders & register) > 0.1 * len(outsiders), "namesakes of registered people"
 
 
@@ -154,15 +170,23 @@ def _classify_id(delivered, true_id: str) -> str | None:
     return "?"
 
 
-@pytest.mark.parametrize("source,field", [("civil_affairs", "身份证号码"),
-                                          ("emergency_management", "户主身份证号")])
+@pytest.mark.parametrize(
+    "source,field", [("civil_affairs", "身份证号码"), ("emergency_management", "户主身份证号")]
+)
 def test_id_defects_in_the_files_are_the_ones_the_truth_names(county, source, field):
-    links = dict(_links(county.out).filter(pl.col("source") == source)
-                 .select("source_record_id", "person_id").iter_rows())
+    links = dict(
+        _links(county.out)
+        .filter(pl.col("source") == source)
+        .select("source_record_id", "person_id")
+        .iter_rows()
+    )
     defects = pl.read_csv(county.out / "truth" / "defects.csv", infer_schema=False)
     logged = {}
-    for key, defect in defects.filter((pl.col("source") == source) & (pl.col("field") == field)) \
-            .select("source_record_id", "defect").iter_rows():
+    for key, defect in (
+        defects.filter((pl.col("source") == source) & (pl.col("field") == field))
+        .select("source_record_id", "defect")
+        .iter_rows()
+    ):
         logged.setdefault(key, set()).add(defect)
     people = _register_by_person(county)
     checked = 0
@@ -183,14 +207,23 @@ def test_id_defects_in_the_files_are_the_ones_the_truth_names(county, source, fi
 
 def test_name_defects_are_real(county):
     t2s = OpenCC("t2s")
-    links = dict(_links(county.out).filter(pl.col("source") == "civil_affairs")
-                 .select("source_record_id", "person_id").iter_rows())
+    links = dict(
+        _links(county.out)
+        .filter(pl.col("source") == "civil_affairs")
+        .select("source_record_id", "person_id")
+        .iter_rows()
+    )
     defects = pl.read_csv(county.out / "truth" / "defects.csv", infer_schema=False).filter(
-        pl.col("source") == "health_insurance", pl.col("field") == "姓名")
+        pl.col("source") == "health_insurance", pl.col("field") == "姓名"
+    )
     people = _register_by_person(county)
     rows = {r["_key"]: r for r in _read(county.out)["health_insurance"]}
-    hi_links = dict(_links(county.out).filter(pl.col("source") == "health_insurance")
-                    .select("source_record_id", "person_id").iter_rows())
+    hi_links = dict(
+        _links(county.out)
+        .filter(pl.col("source") == "health_insurance")
+        .select("source_record_id", "person_id")
+        .iter_rows()
+    )
     kinds = set()
     for key, defect in defects.select("source_record_id", "defect").iter_rows():
         person = hi_links[key]
@@ -240,10 +273,15 @@ def test_reversals_point_at_settlements_some_arriving_first(county):
 
 
 def test_clean_profile_delivers_true_values(clean_county):
-    links = dict(pl.read_csv(clean_county.out / "truth" / "links.csv", infer_schema=False)
-                 .select("source_record_id", "person_id").iter_rows())
-    register = {r["人编号"]: r for r in deliveries.read_csv(
-        next((clean_county.out / "inbox" / "registry").iterdir()), "utf-8-sig")}
+    links = dict(
+        pl.read_csv(clean_county.out / "truth" / "links.csv", infer_schema=False)
+        .select("source_record_id", "person_id")
+        .iter_rows()
+    )
+    register = {
+        r["人编号"]: r
+        for r in deliveries.read_csv(next((clean_county.out / "inbox" / "registry").iterdir()), "utf-8-sig")
+    }
     rows = _read(clean_county.out)
     for r in rows["health_insurance"]:
         person = links[r["_key"]]
@@ -251,7 +289,7 @@ def test_clean_profile_delivers_true_values(clean_county):
             assert r["证件号码"] == register[person]["证件号码"]
             assert r["姓名"] == register[person]["姓名"]
             assert "," not in r["个人自付"]
-            deliveries.norm_date(r["结算日期"]).isoformat() == r["结算日期"]
+            assert deliveries.norm_date(r["结算日期"]).isoformat() == r["结算日期"]
     assert pl.read_csv(clean_county.out / "truth" / "defects.csv").height == 0
 
 

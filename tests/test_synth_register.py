@@ -9,9 +9,8 @@ import polars as pl
 
 from guardline import idnumber
 from synth.generate import REGISTER_HEADER
-from tests.deliveries import read_csv, read_xlsx
-
 from tests.conftest import AS_OF
+from tests.deliveries import read_csv, read_xlsx
 
 
 def _register(summary):
@@ -54,8 +53,10 @@ def test_every_register_id_is_valid_and_agrees_with_sex_and_age(county):
 def test_relations_have_consistent_ages(county):
     _, rows = _register(county)
     frame = pl.DataFrame(rows).with_columns(
-        pl.col("证件号码").map_elements(lambda s: idnumber.birth_date(s).year, return_dtype=pl.Int64)
-        .alias("born"))
+        pl.col("证件号码")
+        .map_elements(lambda s: idnumber.birth_date(s).year, return_dtype=pl.Int64)
+        .alias("born")
+    )
     head = frame.filter(pl.col("与户主关系") == "户主").select("户编号", pl.col("born").alias("head_born"))
     joined = frame.join(head, on="户编号")
     children = joined.filter(pl.col("与户主关系").is_in(["之子", "之女"]))

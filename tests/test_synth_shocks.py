@@ -22,7 +22,8 @@ def world(county):
     shocks = pl.read_csv(county.out / "truth" / "shocks.csv", infer_schema=False)
     events, contributions = deliveries.hr(inbox)
     return {
-        "shocks": shocks, "register": register,
+        "shocks": shocks,
+        "register": register,
         "heads": {r["户编号"]: r for r in heads.iter_rows(named=True)},
         "health": {r["_key"]: r for r in deliveries.health(inbox)},
         "civil": {r["_key"]: r for r in deliveries.civil(inbox)},
@@ -52,11 +53,18 @@ def test_every_rule_has_shocks_that_fire_and_that_fall_just_short(world):
 def test_medical_shocks(world):
     for s in world["shocks"].filter(pl.col("rule_id") == "medical_burden").iter_rows(named=True):
         rows = [world["health"][k] for k in s["source_record_ids"].split(";")]
-        reversed_ids = {r["原结算流水号"] for r in rows
-                        if r["结算类型"] == "冲销" and deliveries.norm_date(r["结算日期"]) <= AS_OF}
-        burden = sum(deliveries.money(r["个人自付"]) + deliveries.money(r["个人自费"]) for r in rows
-                     if r["结算类型"] == "正常" and r["_key"] not in reversed_ids
-                     and _in_window(deliveries.norm_date(r["结算日期"]), 365))
+        reversed_ids = {
+            r["原结算流水号"]
+            for r in rows
+            if r["结算类型"] == "冲销" and deliveries.norm_date(r["结算日期"]) <= AS_OF
+        }
+        burden = sum(
+            deliveries.money(r["个人自付"]) + deliveries.money(r["个人自费"])
+            for r in rows
+            if r["结算类型"] == "正常"
+            and r["_key"] not in reversed_ids
+            and _in_window(deliveries.norm_date(r["结算日期"]), 365)
+        )
         head = world["heads"][s["household_id"]]
         absolute = 5000 if head["户类型"] == "脱贫户" or _monitored(head) else 20000
         threshold = min(absolute, round(0.5 * _income(head), 2))
@@ -70,9 +78,12 @@ def test_disaster_shocks(world):
         threshold = round(0.3 * _income(world["heads"][s["household_id"]]), 2)
         fires = any(
             _in_window(deliveries.norm_date(r["灾害发生日期"]), 365)
-            and (r["房屋受损情况"] in ("倒塌", "严重损坏")
-                 or deliveries.money(r["直接经济损失(元)"]) >= threshold)
-            for r in rows)
+            and (
+                r["房屋受损情况"] in ("倒塌", "严重损坏")
+                or deliveries.money(r["直接经济损失(元)"]) >= threshold
+            )
+            for r in rows
+        )
         assert fires == (s["expected"] == "fires"), s
 
 
@@ -81,7 +92,8 @@ def test_new_assistance_shocks(world):
         (r,) = [world["civil"][k] for k in s["source_record_ids"].split(";")]
         day = deliveries.norm_date(r["审批日期"])
         counted = (r["变动类型"] == "新增" and r["救助类别"] in ("农村低保", "农村特困")) or (
-            r["救助类别"] == "临时救助")
+            r["救助类别"] == "临时救助"
+        )
         fires = (not _monitored(world["heads"][s["household_id"]])) and _in_window(day, 90) and counted
         assert fires == (s["expected"] == "fires"), s
 
@@ -107,14 +119,21 @@ def test_job_loss_shocks(world):
             else:
                 other.add((index, c["status"]))
         from datetime import date
+
         lost_a = any(
-            e["event_type"] == "失业登记" and _in_window(date.fromisoformat(e["event_date"]), 180)
-            and not any(f["event_type"] in ("就业登记", "灵活就业登记")
-                        and e["event_date"] <= f["event_date"] <= AS_OF.isoformat() for f in events)
-            for e in events)
+            e["event_type"] == "失业登记"
+            and _in_window(date.fromisoformat(e["event_date"]), 180)
+            and not any(
+                f["event_type"] in ("就业登记", "灵活就业登记")
+                and e["event_date"] <= f["event_date"] <= AS_OF.isoformat()
+                for f in events
+            )
+            for e in events
+        )
         baseline = [paid[i] for i in range(now - 15, now - 3) if i in paid]
         recent_blocked = any(i in paid for i in range(now - 3, now)) or any(
-            st == "补缴" and now - 3 <= i < now for i, st in other)
+            st == "补缴" and now - 3 <= i < now for i, st in other
+        )
         lost_b = len(baseline) >= 6 and not recent_blocked
         head = world["heads"][s["household_id"]]
         income = _income(head)
