@@ -1,1 +1,2 @@
-"""rules."""
+"""The rule catalogue of contracts/RULES.md as data, the household feature table,
+and the engine that turns them into flags with evidence."""

@@ -1,1 +1,2 @@
-"""warehouse."""
+"""The warehouse schema (SQLAlchemy, DuckDB or PostgreSQL), idempotent loads,
+analyst views with masked identifiers, and the township lists."""
