@@ -7,7 +7,8 @@ PYTHON ?= python3
 .PHONY: setup demo test lint bench
 
 $(UV):
-	$(PYTHON) -m pip install --user --quiet uv
+	$(PYTHON) -m pip install --user --quiet uv || \
+		$(PYTHON) -m pip install --user --quiet --break-system-packages uv
 
 setup: $(UV)
 	$(UV) sync --frozen

@@ -44,9 +44,11 @@ def main(sizes: list[int]) -> None:
             summary = generate(Path(tmp), households=households, seed=7, as_of=date(2026, 11, 27))
             seconds = time.perf_counter() - started
         rows = sum(summary.rows.values())
-        print(f"households={households:,} persons={summary.persons:,} rows={rows:,} "
-              f"(department rows {summary.department_rows:,}) seconds={seconds:.1f} "
-              f"rows/s={rows / seconds:,.0f} peak_rss={peak_mib():,.0f} MiB")
+        print(
+            f"households={households:,} persons={summary.persons:,} rows={rows:,} "
+            f"(department rows {summary.department_rows:,}) seconds={seconds:.1f} "
+            f"rows/s={rows / seconds:,.0f} peak_rss={peak_mib():,.0f} MiB"
+        )
         for source, n in summary.rows.items():
             print(f"  {source:<22} {n:>10,} rows in {summary.files[source]} files")
     sample = 20_000

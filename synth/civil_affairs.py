@@ -34,12 +34,7 @@ def _record(
         covered = size if category == "农村低保" else 1
         monthly = float(rng.integers(low, high) * covered)
     return {
-        "_uid": world.uid(),
-        "_person_id": who["person_id"],
-        "_true_id": who["id_number"],
-        "_true_name": who["name"],
-        "_born": who["birth_date"],
-        "_date": when,
+        **world.trace(who, when),
         "_township": who["township"],
         "_village": who["village"],
         "_group": who["group_no"],

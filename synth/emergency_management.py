@@ -54,12 +54,7 @@ def _record(
     rng = world.rng
     area = round(float(rng.uniform(0.5, 12)), 1) if damage != "倒塌" or rng.random() < 0.5 else 0.0
     return {
-        "_uid": world.uid(),
-        "_person_id": who["person_id"],
-        "_true_id": who["id_number"],
-        "_true_name": who["name"],
-        "_born": who["birth_date"],
-        "_date": event.day,
+        **world.trace(who, event.day),
         "_event": event.disaster_id,
         "灾害编号": event.disaster_id,
         "灾害种类": event.kind,

@@ -49,15 +49,10 @@ def _settlement(
         place = HOSPITALS[int(rng.integers(len(HOSPITALS)))]
     else:
         place = CLINICS[int(rng.integers(len(CLINICS)))].format(town=who["township"], village=who["village"])
-    uid = world.uid()
+    trace = world.trace(who, when)
     return {
-        "_uid": uid,
-        "_person_id": who["person_id"],
-        "_true_id": who["id_number"],
-        "_true_name": who["name"],
-        "_born": who["birth_date"],
-        "_date": when,
-        "结算流水号": f"{COUNTY_CODE}{when:%Y%m%d}{uid:08d}",
+        **trace,
+        "结算流水号": f"{COUNTY_CODE}{when:%Y%m%d}{trace['_uid']:08d}",
         "结算类型": "正常",
         "原结算流水号": "",
         "姓名": who["name"],

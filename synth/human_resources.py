@@ -62,16 +62,11 @@ class Ledger:
         return uid
 
     def event(self, who: dict[str, Any], kind: str, when: date, employer: str = "") -> int:
-        uid = self.world.uid()
+        trace = self.world.trace(who, when)
         rng = self.world.rng
         self.events.append(
             {
-                "_uid": uid,
-                "_person_id": who["person_id"],
-                "_true_id": who["id_number"],
-                "_true_name": who["name"],
-                "_born": who["birth_date"],
-                "_date": when,
+                **trace,
                 "aac002": who["id_number"],
                 "aac003": who["name"],
                 "aac004": "1" if who["sex"] == "男" else "2",
@@ -86,7 +81,7 @@ class Ledger:
                 ],
             }
         )
-        return uid
+        return trace["_uid"]
 
     def contributions(self) -> pl.DataFrame:
         return pl.DataFrame(self.cols, schema_overrides={"_person_id": pl.String})

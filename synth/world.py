@@ -70,6 +70,17 @@ class World:
         self._uid += 1
         return self._uid
 
+    def trace(self, who: dict[str, Any], when: date) -> dict[str, Any]:
+        """The internal fields every record carries: a uid and the true identity behind it."""
+        return {
+            "_uid": self.uid(),
+            "_person_id": who["person_id"],
+            "_true_id": who["id_number"],
+            "_true_name": who["name"],
+            "_born": who["birth_date"],
+            "_date": when,
+        }
+
     def days_ago(self, n: int) -> date:
         return self.as_of - timedelta(days=n)
 

@@ -114,8 +114,7 @@ def test_about_a_tenth_of_records_are_outsiders_some_named_like_locals(county):
 
 
 def gen_register_names(county) -> set[str]:
-    path = next((county.out / "inbox" / "registry").iterdir())
-    return {r["姓名"] for r in deliveries.read_xlsx(path, 3)}
+    return {r["姓名"] for r in _register_by_person(county).values()}
 
 
 def test_defect_rates_match_the_profile(county):
@@ -133,7 +132,11 @@ def test_defect_rates_match_the_profile(county):
 
 
 def _register_by_person(county) -> dict[str, dict]:
-    path = next((county.out / "inbox" / "registry").iterdir())
+    return _register_rows(next((county.out / "inbox" / "registry").iterdir()))
+
+
+@cache
+def _register_rows(path: Path) -> dict[str, dict]:
     return {r["人编号"]: r for r in deliveries.read_xlsx(path, 3)}
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from functools import cache
+from pathlib import Path
 
 import polars as pl
 
@@ -16,9 +18,14 @@ from tests.deliveries import read_csv, read_xlsx
 def _register(summary):
     folder = summary.out / "inbox" / "registry"
     (path,) = list(folder.iterdir())
+    return path, _rows(path)
+
+
+@cache
+def _rows(path: Path) -> list[dict]:
     if path.suffix == ".xlsx":
-        return path, read_xlsx(path, header_row=3)
-    return path, read_csv(path, "utf-8-sig")
+        return read_xlsx(path, header_row=3)
+    return read_csv(path, "utf-8-sig")
 
 
 def test_xlsx_export_has_two_title_rows_then_the_header(county):
