@@ -61,3 +61,29 @@ def birth_date(id18: str) -> date:
 def sex(id18: str) -> str:
     """男 or 女 from the parity of the 17th digit."""
     return "男" if int(id18[16]) % 2 else "女"
+
+
+def normalised_expr(expr):  # -> pl.Expr
+    """Polars: an ID as clerks mangle it, back to 18 upper-case characters where possible.
+
+    Strips spaces, apostrophes and full-width forms and upper-cases x. The legacy
+    15-digit form and the 20-character disability certificate are left to matching,
+    which knows what to make of them.
+    """
+    import polars as pl
+
+    s = expr.str.replace_all(r"[\s\u3000'‘’`]", "")
+    s = s.str.replace_many(list("０１２３４５６７８９ｘＸ"), list("0123456789XX"))
+    return s.str.to_uppercase().cast(pl.String)
+
+
+def valid_expr(expr):  # -> pl.Expr
+    """Polars: whether the normalised ID is 18 characters with a correct check character."""
+    import polars as pl
+
+    s = normalised_expr(expr)
+    digits = [s.str.slice(i, 1).cast(pl.Int64, strict=False) for i in range(17)]
+    total = pl.sum_horizontal([d * w for d, w in zip(digits, _WEIGHTS, strict=True)])
+    check = pl.lit(_CHECK).str.slice(total % 11, 1)
+    shape = s.str.contains(r"^\d{17}[\dX]$")
+    return (shape & (s.str.slice(17, 1) == check)).fill_null(False)

@@ -1,0 +1,146 @@
+"""From text rows to the canonical frame of a source, with a reason for every row
+that cannot be used.
+
+Pure functions over polars frames: types parsed with the expressions of
+:mod:`connectors.parse`, the record key built exactly as SOURCES.md "Record keys"
+defines it, and row-level problems (an empty key field, a value that is not a date
+or an amount, a value outside the contract's list) collected per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from connectors.parse import PARSERS, clean
+from connectors.readers import ROW, RawBatch
+from connectors.spec import Source
+from guardline import idnumber
+
+PROBLEMS = "__problems"
+ID_VALID = "__id_valid"
+META = ("source", "source_record_id", "file", "row", "event_date")
+
+
+@dataclass
+class Canonical:
+    """One batch, typed: every row, with its problems (empty list when usable)."""
+
+    source: Source
+    file: str
+    frame: pl.DataFrame  # META + value columns + PROBLEMS + ID_VALID
+
+    @property
+    def good(self) -> pl.DataFrame:
+        return self.frame.filter(pl.col(PROBLEMS).list.len() == 0).drop(PROBLEMS, ID_VALID)
+
+    @property
+    def problems(self) -> pl.DataFrame:
+        return self.frame.filter(pl.col(PROBLEMS).list.len() > 0)
+
+
+def _value(source: Source, name: str) -> pl.Expr:
+    column = source.column(name)
+    raw = pl.col(name)
+    if column.kind == "id":
+        return raw  # identifiers stay as delivered: matching reads the mess
+    if column.kind in PARSERS:
+        return PARSERS[column.kind](raw).alias(name)
+    return clean(raw).alias(name)
+
+
+def _problem(condition: pl.Expr, field: str, reason: pl.Expr | str) -> pl.Expr:
+    reason_expr = pl.lit(reason) if isinstance(reason, str) else reason
+    return pl.when(condition).then(pl.concat_str(pl.lit(field + ": "), reason_expr))
+
+
+def _key_part(source: Source, name: str) -> pl.Expr:
+    """A key field as text: stripped as delivered, dates as YYYY-MM-DD."""
+    kind = source.column(name).kind
+    if kind == "date":
+        return pl.col(name).dt.strftime("%Y-%m-%d")
+    if kind in ("int", "period"):
+        return pl.col(name).cast(pl.String)
+    return pl.col(name).str.strip_chars().fill_null("") if kind == "id" else pl.col(name).fill_null("")
+
+
+def record_key(source: Source) -> pl.Expr:
+    """``source_record_id``: key fields joined by ``|`` (the fallback key where the
+    first field is blank), the table name first for a database source."""
+    parts = [_key_part(source, n) for n in source.key]
+    prefix = [pl.lit(source.key_prefix)] if source.key_prefix else []
+    key = pl.concat_str(prefix + parts, separator="|")
+    if source.key_fallback:
+        fallback = pl.concat_str([_key_part(source, n) for n in source.key_fallback], separator="|")
+        key = pl.when(_key_part(source, source.identity.id_number) == "").then(fallback).otherwise(key)
+    return key
+
+
+def canonicalize(source: Source, batch: RawBatch) -> Canonical:
+    """Type the batch, build keys, and list each row's problems."""
+    raw = batch.frame
+    typed = raw.with_columns(_value(source, c.name) for c in source.columns)
+    problems: list[pl.Expr] = []
+    for c in source.columns:
+        label = c.header
+        if c.not_empty:
+            problems.append(_problem(pl.col(f"__raw_{c.name}").pipe(clean).is_null(), label, "empty"))
+        if c.kind in PARSERS:
+            what = {
+                "date": "a date",
+                "money": "an amount",
+                "number": "a number",
+                "int": "a whole number",
+                "period": "a period (YYYYMM)",
+            }[c.kind]
+            problems.append(
+                _problem(
+                    pl.col(f"__raw_{c.name}").pipe(clean).is_not_null() & pl.col(c.name).is_null(),
+                    label,
+                    pl.format("{} is not {}", pl.col(f"__raw_{c.name}"), pl.lit(what)),
+                )
+            )
+        if c.allowed:
+            problems.append(
+                _problem(
+                    pl.col(c.name).is_not_null() & ~pl.col(c.name).is_in(list(c.allowed)),
+                    label,
+                    pl.format("{} is not one of the contract's values", pl.col(c.name)),
+                )
+            )
+    for check in source.checks:
+        problems.append(_problem(check.failing, check.field, check.reason))
+    event = (
+        pl.col(source.event_date)
+        if source.event_date
+        else pl.date(pl.col("period") // 100, pl.col("period") % 100, 1)
+        if "period" in source.value_columns
+        else pl.lit(None, pl.Date)
+    )
+    frame = (
+        typed.with_columns(raw.select(pl.col(c.name).alias(f"__raw_{c.name}") for c in source.columns))
+        .with_columns(
+            pl.lit(source.name).alias("source"),
+            record_key(source).alias("source_record_id"),
+            pl.lit(batch.file).alias("file"),
+            pl.col(ROW).alias("row"),
+            event.alias("event_date"),
+            pl.concat_list(problems).list.drop_nulls().alias(PROBLEMS)
+            if problems
+            else pl.lit([], pl.List(pl.String)).alias(PROBLEMS),
+            idnumber.valid_expr(pl.col(source.identity.id_number).fill_null("")).alias(ID_VALID),
+        )
+        .select(*META, *(c for c in source.value_columns if c not in META), PROBLEMS, ID_VALID)
+    )
+    return Canonical(source, batch.file, frame)
+
+
+def raw_values(source: Source, batch: RawBatch, rows: pl.Series | None = None) -> pl.DataFrame:
+    """The delivered text of ``rows`` (all rows when None) as one JSON object per row,
+    the contract's headers as keys, for the quarantine: a person sees what arrived."""
+    picked = batch.frame if rows is None else batch.frame.filter(pl.col(ROW).is_in(rows.implode()))
+    return picked.select(
+        pl.col(ROW).alias("row"),
+        pl.struct(pl.col(c.name).alias(c.header) for c in source.columns).struct.json_encode().alias("raw"),
+    )

@@ -1,0 +1,149 @@
+"""人社 exchange database (前置机): employment events and monthly contributions.
+
+Read through a SQLAlchemy URL, read-only, incrementally: each night re-reads a
+look-back window (16 periods of contributions, 400 days of events) behind the
+watermark of what is already staged, because 补缴 rows arrive after their period.
+Rows already staged come back and are counted as duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import polars as pl
+import sqlalchemy as sa
+
+from connectors.readers import ROW, RawBatch
+from connectors.spec import Column, Identity, Source
+from guardline.errors import DeliveryError
+
+LOOKBACK_PERIODS = 16
+LOOKBACK_DAYS = 400
+
+EMPLOYMENT = Source(
+    name="human_resources",
+    title="人社 就业失业登记",
+    fmt="sql",
+    table="rs_employment_event",
+    columns=(
+        Column("aac002", "id_number", kind="id"),
+        Column("aac003", "name"),
+        Column("aac004", "sex", allowed=("1", "2"), required=False),
+        Column(
+            "event_type",
+            "event_type",
+            not_empty=True,
+            allowed=("就业登记", "失业登记", "灵活就业登记", "就业登记注销"),
+        ),
+        Column("event_date", "event_date", kind="date", not_empty=True),
+        Column("employer_name", "employer_name", required=False),
+        Column("work_area", "work_area", required=False),
+    ),
+    key=("id_number", "event_type", "event_date"),
+    key_prefix="rs_employment_event",
+    identity=Identity("id_number", "name"),
+    event_date="event_date",
+)
+
+CONTRIBUTIONS = Source(
+    name="human_resources",
+    title="人社 缴费记录",
+    fmt="sql",
+    table="rs_contribution_month",
+    columns=(
+        Column("aac002", "id_number", kind="id", not_empty=True),
+        Column("aac003", "name"),
+        Column("period", "period", kind="period", not_empty=True),
+        Column("wage_base", "wage_base", kind="money"),
+        Column("status", "status", not_empty=True, allowed=("正常缴费", "中断", "补缴")),
+    ),
+    key=("id_number", "period"),
+    key_prefix="rs_contribution_month",
+    identity=Identity("id_number", "name"),
+    event_date=None,
+)
+
+TABLES = (EMPLOYMENT, CONTRIBUTIONS)
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The latest period and event date staged so far; it only ever moves forward."""
+
+    period: int | None = None
+    event_date: date | None = None
+
+
+def read_only_url(url: str) -> sa.URL:
+    """The URL, opened so that it cannot write: SQLite in read-only mode."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not parsed.database.startswith("file:"):
+        return parsed.set(
+            database=f"file:{parsed.database}", query={**parsed.query, "mode": "ro", "uri": "true"}
+        )
+    return parsed
+
+
+def _engine(url: str) -> sa.Engine:
+    parsed = read_only_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(parsed, connect_args={"options": "-c default_transaction_read_only=on"})
+    return sa.create_engine(parsed)
+
+
+def period_minus(period: int, months: int) -> int:
+    index = (period // 100) * 12 + period % 100 - 1 - months
+    return (index // 12) * 100 + index % 12 + 1
+
+
+def pull(source: Source, url: str, watermark: Watermark) -> RawBatch:
+    """The rows of one table inside the look-back window behind ``watermark`` (all of
+    them on the first night), as text, ordered by the record key."""
+    table = source.table
+    label = f"exchange:{table}"
+    columns = ", ".join(c.header for c in source.columns)
+    if table == CONTRIBUTIONS.table:
+        since = None if watermark.period is None else period_minus(watermark.period, LOOKBACK_PERIODS - 1)
+        where, params, order = (
+            ("WHERE period >= :since", {"since": since}, "aac002, period")
+            if since
+            else ("", {}, "aac002, period")
+        )
+    else:
+        since = None if watermark.event_date is None else watermark.event_date - timedelta(days=LOOKBACK_DAYS)
+        where, params, order = (
+            ("WHERE event_date >= :since", {"since": since.isoformat()}, "aac002, event_type, event_date")
+            if since
+            else ("", {}, "aac002, event_type, event_date")
+        )
+    query = f"SELECT {columns} FROM {table} {where} ORDER BY {order}"
+    try:
+        engine = _engine(url)
+        with engine.connect() as con:
+            frame = pl.read_database(
+                sa.text(query), con, execute_options={"parameters": params}, infer_schema_length=None
+            )
+    except sa.exc.SQLAlchemyError as exc:
+        detail = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        raise DeliveryError(label, f"cannot read the exchange table: {detail}") from None
+    finally:
+        if "engine" in locals():
+            engine.dispose()
+    frame = frame.select(
+        pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW),
+        *(pl.col(c.header).cast(pl.String).alias(c.name) for c in source.columns),
+    )
+    digest = f"{table}:{frame.height}"
+    return RawBatch(source.stage_name, label, digest, 0, frame, header_row=0)
+
+
+def advance(watermark: Watermark, staged: pl.DataFrame, source: Source) -> Watermark:
+    """The watermark after staging ``staged`` rows of ``source``."""
+    if staged.height == 0:
+        return watermark
+    if source.table == CONTRIBUTIONS.table:
+        top = staged["period"].max()
+        return Watermark(max(p for p in (watermark.period, top) if p is not None), watermark.event_date)
+    top = staged["event_date"].max()
+    return Watermark(watermark.period, max(d for d in (watermark.event_date, top) if d is not None))

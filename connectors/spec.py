@@ -1,0 +1,93 @@
+"""Declarations of the departments' deliveries: what a source is, as data.
+
+A source names its folder, file patterns and format, its columns (the contract's
+Chinese header, aliases seen in the wild, the canonical name and type), its record
+key, the date that decides its window and the columns that identify a person. One
+reader per format and one canonicaliser serve every declaration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+Kind = Literal["text", "id", "date", "money", "int", "number", "period"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One delivered column: contract header, canonical name, type and row-level checks."""
+
+    header: str
+    name: str
+    kind: Kind = "text"
+    required: bool = True  # the header must be in the file (else the batch fails)
+    not_empty: bool = False  # a row without a value is quarantined
+    allowed: tuple[str, ...] | None = None  # other values are quarantined
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Check:
+    """A row-level rule of a source: rows where ``failing`` is true are quarantined.
+
+    ``failing`` is a polars expression over the canonical columns, written in the
+    source's module (code, never configuration).
+    """
+
+    field: str
+    reason: str
+    failing: pl.Expr
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Which canonical columns identify the person a record is about."""
+
+    id_number: str
+    name: str
+    phone: str | None = None
+    place: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Source:
+    """A department delivery: files in a folder of the inbox, or tables of a database."""
+
+    name: str
+    title: str  # the department, as users name it
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    identity: Identity
+    event_date: str | None
+    fmt: Literal["csv", "xlsx", "csv_or_xlsx", "sql"]
+    patterns: tuple[str, ...] = ()
+    encoding: str = "utf-8-sig"
+    sheet: str | None = None
+    key_fallback: tuple[str, ...] = ()  # used when the first key field is blank
+    key_prefix: str = ""  # 人社: the table name comes first
+    min_id_valid: float = 0.5  # below this share of valid ID numbers the batch fails
+    table: str | None = None  # for a database source: the table (or view) read
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def folder(self) -> str:
+        """Its sub-folder of the inbox."""
+        return self.name
+
+    @property
+    def stage_name(self) -> str:
+        """Where its records are staged: the source, or source/table for databases."""
+        return f"{self.name}.{self.table}" if self.table else self.name
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
