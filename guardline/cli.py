@@ -19,7 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Guardline: cross-department early warning for households at risk.",
 )
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 def today() -> date:
@@ -78,6 +78,48 @@ def generate(
     except ValueError as exc:
         raise GuardlineError(str(exc)) from None
     _print_generation(summary)
+
+
+def _print_ingest(result) -> None:
+    table = Table(title=f"Deliveries of {result.as_of}")
+    for col in ("source", "status", "files", "rows read", "loaded", "quarantined", "duplicates", "superseded",
+                "staged records"):
+        table.add_column(col, justify="left" if col in ("source", "status") else "right")
+    for s in result.sources:
+        status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]"}.get(s.status, s.status)
+        table.add_row(s.source, status, str(sum(f.status != "skipped" for f in s.files)),
+                      *(f"{s.total(a):,}" for a in ("rows_read", "loaded", "quarantined", "duplicates",
+                                                    "superseded")), f"{s.records:,}")
+    console.print(table)
+    for s in result.failed:
+        console.print(f"[red]{s.source} failed tonight[/]: {s.reason}")
+    for s in result.sources:
+        for f in s.files:
+            for w in f.warnings:
+                console.print(f"[yellow]warning[/] {f.file}: {w}")
+    if result.data_docs:
+        console.print(f"Great Expectations reports: {result.data_docs}")
+
+
+@app.command()
+def ingest(
+    inbox: Annotated[Path, typer.Option(help="The night's inbox (contracts/SOURCES.md layout).")],
+    as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
+    stage: Annotated[Path, typer.Option(help="Staging folder: records, quarantine, ledger.")] = Path("stage"),
+    hr_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the 人社 exchange database.")] = None,
+    reports: Annotated[Path | None, typer.Option(help="Great Expectations reports (default STAGE/reports).")] = None,
+    source: Annotated[list[str] | None, typer.Option(help="Only these sources (repeatable).")] = None,
+) -> None:
+    """Extract, validate and stage one night's deliveries; print what happened to every row."""
+    from connectors.ingest import ingest as run
+    from connectors.sources import DEPARTMENTS
+
+    if not inbox.is_dir():
+        raise GuardlineError(f"no inbox folder at {inbox}")
+    unknown = set(source or ()) - set(DEPARTMENTS)
+    if unknown:
+        raise GuardlineError(f"unknown source {', '.join(sorted(unknown))}: use {', '.join(DEPARTMENTS)}")
+    _print_ingest(run(inbox, _as_of(as_of), stage, hr_url, reports, source))
 
 
 @app.command()

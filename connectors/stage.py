@@ -1,0 +1,146 @@
+"""The staging area: the latest version of every record, the quarantine, the ledger
+of processed files and the exchange database's watermarks.
+
+Parquet and JSON files under one folder, each replaced atomically. It is what the
+sync DAGs hand to matching, and what makes a re-run of a night change nothing: a file
+already loaded (same bytes) is skipped, a record seen again with the same values is a
+duplicate, with other values it supersedes the staged version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from connectors.human_resources import Watermark
+
+SEQ = "__seq"
+LEDGER_SCHEMA = {
+    "source": pl.String, "file": pl.String, "sha256": pl.String, "size": pl.Int64, "as_of": pl.Date,
+    "status": pl.String, "reason": pl.String, "rows_read": pl.Int64, "loaded": pl.Int64,
+    "quarantined": pl.Int64, "duplicates": pl.Int64, "superseded": pl.Int64, "replaced": pl.Int64,
+    "warnings": pl.String,
+}
+QUARANTINE_SCHEMA = {
+    "source": pl.String, "file": pl.String, "sha256": pl.String, "row": pl.Int64, "field": pl.String,
+    "reason": pl.String, "raw": pl.String, "as_of": pl.Date,
+}
+
+
+@dataclass(frozen=True)
+class Merge:
+    """The outcome of adding a night's rows to what was staged."""
+
+    records: pl.DataFrame  # the latest version of every record
+    outcome: pl.DataFrame  # per incoming row: file, row, duplicate, superseded, replaced
+
+
+def merge_versions(current: pl.DataFrame | None, incoming: pl.DataFrame, values: list[str]) -> Merge:
+    """Rows in file order; a row equal in every value to the version before it is a
+    duplicate, a different one supersedes it. Pure: frames in, frames out.
+    """
+    incoming = incoming.with_row_index(SEQ).with_columns(pl.col(SEQ).cast(pl.Int64))
+    frames = [incoming]
+    if current is not None and current.height:
+        frames.insert(0, current.select(incoming.columns[1:]).with_columns(pl.lit(-1, pl.Int64).alias(SEQ)))
+    both = pl.concat(frames, how="diagonal_relaxed").sort("source_record_id", SEQ, maintain_order=True)
+    digest = pl.struct(values).hash(seed=7)
+    both = both.with_columns(digest.alias("__digest"))
+    both = both.with_columns(
+        (pl.col("__digest") == pl.col("__digest").shift(1).over("source_record_id")).fill_null(False)
+        .alias("__duplicate"))
+    kept = both.filter(~pl.col("__duplicate"))
+    kept = kept.with_columns(
+        (pl.col(SEQ) != pl.col(SEQ).max().over("source_record_id")).alias("__superseded"),
+        ((pl.col(SEQ) >= 0) & (pl.col(SEQ).rank("ordinal").over("source_record_id") == 2)
+         & (pl.col(SEQ).min().over("source_record_id") < 0)).alias("__replaced"),
+    )
+    records = kept.filter(~pl.col("__superseded")).drop(SEQ, "__digest", "__duplicate", "__superseded", "__replaced")
+    outcome = (both.filter(pl.col(SEQ) >= 0).select(SEQ, "file", "row", "__duplicate")
+               .join(kept.filter(pl.col(SEQ) >= 0).select(SEQ, "__superseded", "__replaced"), on=SEQ, how="left")
+               .with_columns(pl.col("__superseded", "__replaced").fill_null(False))
+               .sort(SEQ).drop(SEQ)
+               .rename({"__duplicate": "duplicate", "__superseded": "superseded", "__replaced": "replaced"}))
+    return Merge(records.sort("source_record_id"), outcome)
+
+
+def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    frame.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+class Stage:
+    """The staging folder of one deployment (``--stage``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _records_path(self, stage_name: str) -> Path:
+        return self.root / "records" / f"{stage_name}.parquet"
+
+    def records(self, stage_name: str) -> pl.DataFrame | None:
+        path = self._records_path(stage_name)
+        return pl.read_parquet(path) if path.exists() else None
+
+    def ledger(self) -> pl.DataFrame:
+        path = self.root / "ledger.parquet"
+        return pl.read_parquet(path) if path.exists() else pl.DataFrame(schema=LEDGER_SCHEMA)
+
+    def quarantine(self, stage_name: str | None = None) -> pl.DataFrame:
+        paths = sorted((self.root / "quarantine").glob("*.parquet")) if stage_name is None else [
+            self.root / "quarantine" / f"{stage_name}.parquet"]
+        frames = [pl.read_parquet(p) for p in paths if p.exists()]
+        return pl.concat(frames) if frames else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+    def loaded_checksums(self, stage_name: str) -> set[str]:
+        ledger = self.ledger()
+        return set(ledger.filter((pl.col("source") == stage_name) & (pl.col("status") == "loaded"))["sha256"])
+
+    def save_records(self, stage_name: str, records: pl.DataFrame) -> None:
+        _write_parquet(records, self._records_path(stage_name))
+
+    def save_quarantine(self, stage_name: str, rows: pl.DataFrame) -> None:
+        """Upsert by (file checksum, row): quarantining the same file again changes nothing."""
+        if rows.height == 0:
+            return
+        rows = rows.select(list(QUARANTINE_SCHEMA)).cast(QUARANTINE_SCHEMA)
+        path = self.root / "quarantine" / f"{stage_name}.parquet"
+        if path.exists():
+            old = pl.read_parquet(path)
+            old = old.join(rows.select("sha256", "row").unique(), on=["sha256", "row"], how="anti", nulls_equal=True)
+            rows = pl.concat([old, rows])
+        _write_parquet(rows.sort("file", "row", nulls_last=False), path)
+
+    def save_ledger(self, entries: pl.DataFrame) -> None:
+        """Upsert by (source, file, checksum): a re-run replaces its own entries."""
+        if entries.height == 0:
+            return
+        entries = entries.select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)
+        old = self.ledger().join(entries.select("source", "file", "sha256"), on=["source", "file", "sha256"],
+                                 how="anti")
+        _write_parquet(pl.concat([old, entries]).sort("as_of", "source", "file"), self.root / "ledger.parquet")
+
+    def watermark(self, stage_name: str) -> Watermark:
+        data = self._watermarks().get(stage_name) or {}
+        return Watermark(data.get("period"), date.fromisoformat(data["event_date"]) if data.get("event_date") else None)
+
+    def save_watermark(self, stage_name: str, mark: Watermark) -> None:
+        data = self._watermarks()
+        data[stage_name] = {"period": mark.period,
+                            "event_date": mark.event_date.isoformat() if mark.event_date else None}
+        path = self.root / "watermarks.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _watermarks(self) -> dict:
+        path = self.root / "watermarks.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

@@ -1,0 +1,153 @@
+"""Great Expectations: one suite per source, kept as readable JSON in ``suites/``.
+
+A batch (one delivered file, or one pull of an exchange table) is validated as a
+whole. A failed expectation of severity ``critical`` fails the batch with a one-line
+reason; ``warning`` expectations (records dated after the run date) are reported and
+the batch goes on. Every result is kept as GX's JSON and rendered into Data Docs
+under the reports folder. Great Expectations is imported here, lazily, never at DAG
+parse time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from connectors.canonical import ID_VALID, PROBLEMS
+from connectors.spec import Source
+
+SUITES = Path(__file__).with_name("suites")
+ROW_OK = "__row_ok"
+
+
+@dataclass
+class Verdict:
+    """What the suite said of one batch."""
+
+    success: bool
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    result_file: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.failures)
+
+
+@cache
+def suite_definition(stage_name: str) -> dict[str, Any]:
+    """The suite of a source as stored beside its connector."""
+    return json.loads((SUITES / f"{stage_name}.json").read_text(encoding="utf-8"))
+
+
+def suite_columns(stage_name: str) -> list[str]:
+    cols = [e["kwargs"]["column"] for e in suite_definition(stage_name)["expectations"] if "column" in e["kwargs"]]
+    return list(dict.fromkeys(cols))
+
+
+def _describe(outcome: Any) -> str:
+    config = outcome.expectation_config
+    explain = (config.meta or {}).get("explain") or config.type
+    result = outcome.result or {}
+    mostly = config.kwargs.get("mostly")
+    if "unexpected_percent" in result and result.get("element_count"):
+        ok = 100 - float(result["unexpected_percent"] or 0)
+        need = f", needs at least {100 * mostly:.0f}%" if mostly else ""
+        return f"{explain}: {ok:.1f}% of rows{need}"
+    if "observed_value" in result:
+        return f"{explain}: observed {result['observed_value']}"
+    return f"{explain}: not met"
+
+
+class Validator:
+    """A Great Expectations file context under ``reports``: suites, results, Data Docs."""
+
+    def __init__(self, reports: Path) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        logging.getLogger("great_expectations").setLevel(logging.ERROR)
+        self.gx = gx
+        self.reports = reports
+        reports.mkdir(parents=True, exist_ok=True)
+        self.context = gx.get_context(mode="file", project_root_dir=str(reports))
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.datasource = self.context.data_sources.add_or_update_pandas("guardline")
+        self._checkpoints: dict[str, Any] = {}
+
+    def _checkpoint(self, stage_name: str) -> Any:
+        if stage_name in self._checkpoints:
+            return self._checkpoints[stage_name]
+        gx = self.gx
+        from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+        definition = suite_definition(stage_name)
+        suite = gx.ExpectationSuite(name=stage_name, meta=definition.get("meta") or {})
+        for e in definition["expectations"]:
+            config = ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta") or {},
+                                              severity=e.get("severity", "critical"))
+            suite.add_expectation_configuration(config)
+        suite = self.context.suites.add_or_update(suite)
+        try:
+            asset = self.datasource.get_asset(stage_name)
+        except LookupError:
+            asset = self.datasource.add_dataframe_asset(stage_name)
+        try:
+            batch = asset.get_batch_definition("batch")
+        except KeyError:
+            batch = asset.add_batch_definition_whole_dataframe("batch")
+        definition_ = self.context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=stage_name, data=batch, suite=suite))
+        checkpoint = self.context.checkpoints.add_or_update(
+            gx.Checkpoint(name=stage_name, validation_definitions=[definition_], actions=[],
+                          result_format="SUMMARY"))
+        self._checkpoints[stage_name] = checkpoint
+        return checkpoint
+
+    def validate(self, source: Source, frame: pl.DataFrame, run_date: date, batch_name: str) -> Verdict:
+        """Run the source's suite on one canonical batch (every row, usable or not)."""
+        import pandas as pd
+
+        started = time.perf_counter()
+        checkpoint = self._checkpoint(source.stage_name)
+        data = frame.with_columns((pl.col(PROBLEMS).list.len() == 0).alias(ROW_OK))
+        columns = [c for c in suite_columns(source.stage_name) if c in data.columns]
+        if ID_VALID not in data.columns:
+            raise ValueError("the canonical frame carries its ID validity")
+        result = checkpoint.run(batch_parameters={"dataframe": data.select(columns).to_pandas()},
+                                expectation_parameters={"run_date": pd.Timestamp(run_date)})
+        (outcome,) = result.run_results.values()
+        verdict = Verdict(success=True)
+        for r in outcome.results:
+            if r.success:
+                continue
+            severity = str(getattr(r.expectation_config.severity, "value", r.expectation_config.severity))
+            if severity == "critical":
+                verdict.success = False
+                verdict.failures.append(_describe(r))
+            else:
+                verdict.warnings.append(_describe(r))
+        out = self.reports / "results" / run_date.isoformat() / f"{source.stage_name}__{_safe(batch_name)}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(outcome.to_json_dict(), ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+        verdict.result_file = out
+        verdict.seconds = time.perf_counter() - started
+        return verdict
+
+    def build_docs(self) -> Path:
+        """Render every kept result as Data Docs; the index a data engineer opens."""
+        self.context.build_data_docs()
+        return self.reports / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
