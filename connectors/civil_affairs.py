@@ -14,7 +14,7 @@ SOURCE = Source(
     fmt="xlsx",
     patterns=("*.xlsx",),
     columns=(
-        Column("序号", "seq", kind="int", required=False),
+        Column("序号", "seq", kind="int", required=False, compared=False),
         Column("姓名", "name"),
         Column("身份证号码", "id_number", kind="id", aliases=("身份证号", "证件号码", "公民身份号码")),
         Column("救助类别", "category", not_empty=True, allowed=CATEGORIES),

@@ -88,7 +88,11 @@ def read_only_url(url: str) -> sa.URL:
 def _engine(url: str) -> sa.Engine:
     parsed = read_only_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(parsed, connect_args={"options": "-c default_transaction_read_only=on"})
+        # Every transaction read-only, on top of whatever options the URL carries.
+        options = " ".join(filter(None, (parsed.query.get("options"), "-c default_transaction_read_only=on")))
+        return sa.create_engine(
+            parsed.difference_update_query(["options"]), connect_args={"options": options}
+        )
     return sa.create_engine(parsed)
 
 

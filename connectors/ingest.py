@@ -87,8 +87,9 @@ class _Batch:
 
 def _list_files(source: Source, inbox: Path, as_of: date) -> list[Path]:
     folder = inbox / source.folder
-    paths = sorted({p for pattern in source.patterns for p in folder.glob(pattern) if p.is_file()},
-                   key=lambda p: p.name)
+    paths = sorted(
+        {p for pattern in source.patterns for p in folder.glob(pattern) if p.is_file()}, key=lambda p: p.name
+    )
     paths = [p for p in paths if not p.name.startswith(("~$", "."))]  # Excel lock files, hidden files
     return registry.current_export(paths, as_of) if source.name == registry.SOURCE.name else paths
 
@@ -105,25 +106,58 @@ def _quarantine_rows(source: Source, batch: _Batch, as_of: date, only_problems: 
         else:
             rows = rows.select("row", pl.lit(f"batch: {batch.failure}").alias("problem"))
         if rows.height:
-            frames.append(rows.join(raw_values(source, raw, rows["row"]), on="row", how="left").select(
-                "row", pl.col("problem").str.split_exact(": ", 1).struct.field("field_0").alias("field"),
-                pl.col("problem").alias("reason"), "raw"))
+            frames.append(
+                rows.join(raw_values(source, raw, rows["row"]), on="row", how="left").select(
+                    "row",
+                    pl.col("problem").str.split_exact(": ", 1).struct.field("field_0").alias("field"),
+                    pl.col("problem").alias("reason"),
+                    "raw",
+                )
+            )
     if raw.rejected is not None and raw.rejected.height:
-        reason = raw.rejected["reason"] if only_problems else pl.Series([f"batch: {batch.failure}"] * raw.rejected.height)
-        frames.append(raw.rejected.select(pl.col("row").cast(pl.Int64), pl.lit("(row)").alias("field"),
-                                          reason.alias("reason"), pl.col("raw")))
+        reason = (
+            raw.rejected["reason"]
+            if only_problems
+            else pl.Series([f"batch: {batch.failure}"] * raw.rejected.height)
+        )
+        frames.append(
+            raw.rejected.select(
+                pl.col("row").cast(pl.Int64),
+                pl.lit("(row)").alias("field"),
+                reason.alias("reason"),
+                pl.col("raw"),
+            )
+        )
     if not frames:
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    return pl.concat(frames).with_columns(
-        pl.lit(source.stage_name).alias("source"), pl.lit(raw.file).alias("file"),
-        pl.lit(raw.sha256).alias("sha256"), pl.lit(as_of).alias("as_of"),
-    ).select(list(QUARANTINE_SCHEMA))
+    return (
+        pl.concat(frames)
+        .with_columns(
+            pl.lit(source.stage_name).alias("source"),
+            pl.lit(raw.file).alias("file"),
+            pl.lit(raw.sha256).alias("sha256"),
+            pl.lit(as_of).alias("as_of"),
+        )
+        .select(list(QUARANTINE_SCHEMA))
+    )
 
 
 def _file_level(source: Source, file: str, sha256: str, reason: str, as_of: date) -> pl.DataFrame:
-    return pl.DataFrame([{"source": source.stage_name, "file": file, "sha256": sha256, "row": None,
-                          "field": "(file)", "reason": reason, "raw": None, "as_of": as_of}],
-                        schema=QUARANTINE_SCHEMA)
+    return pl.DataFrame(
+        [
+            {
+                "source": source.stage_name,
+                "file": file,
+                "sha256": sha256,
+                "row": None,
+                "field": "(file)",
+                "reason": reason,
+                "raw": None,
+                "as_of": as_of,
+            }
+        ],
+        schema=QUARANTINE_SCHEMA,
+    )
 
 
 def _prepare(source: Source, raw: RawBatch, as_of: date, validator: Validator, result: FileResult) -> _Batch:
@@ -138,23 +172,36 @@ def _prepare(source: Source, raw: RawBatch, as_of: date, validator: Validator, r
         result.status, result.reason = "failed", verdict.reason
         result.quarantined = result.rows_read
     else:
-        result.quarantined = canonical.problems.height + (raw.rejected.height if raw.rejected is not None else 0)
+        result.quarantined = canonical.problems.height + (
+            raw.rejected.height if raw.rejected is not None else 0
+        )
     return batch
 
 
-def _stage_batches(source: Source, batches: list[_Batch], stage: Stage, as_of: date,
-                   replace_all: bool) -> pl.DataFrame:
+def _stage_batches(
+    source: Source, batches: list[_Batch], stage: Stage, as_of: date, replace_all: bool
+) -> pl.DataFrame:
     """Merge the usable rows of the batches into the staged records; fill in the counts."""
     good = [b.canonical.good.with_columns(pl.col("row").cast(pl.Int64)) for b in batches]
     incoming = pl.concat(good, how="vertical_relaxed") if good else None
     current = None if replace_all else stage.records(source.stage_name)
     if incoming is None or incoming.height == 0:
         return current if current is not None else pl.DataFrame()
-    values = [c for c in incoming.columns if c not in ("source", "source_record_id", "file", "row")]
+    ignored = {
+        "source",
+        "source_record_id",
+        "file",
+        "row",
+        *(c.name for c in source.columns if not c.compared),
+    }
+    values = [c for c in incoming.columns if c not in ignored]
     merged = merge_versions(current, incoming, values)
     counts = merged.outcome.group_by("file").agg(
-        pl.col("duplicate").sum(), pl.col("superseded").sum(), pl.col("replaced").sum(),
-        (~pl.col("duplicate")).sum().alias("loaded"))
+        pl.col("duplicate").sum(),
+        pl.col("superseded").sum(),
+        pl.col("replaced").sum(),
+        (~pl.col("duplicate")).sum().alias("loaded"),
+    )
     by_file = {r["file"]: r for r in counts.iter_rows(named=True)}
     for b in batches:
         c = by_file.get(b.raw.file, {})
@@ -165,17 +212,44 @@ def _stage_batches(source: Source, batches: list[_Batch], stage: Stage, as_of: d
 
 
 def _ledger_rows(results: Iterable[FileResult], as_of: date) -> pl.DataFrame:
-    rows = [{"source": r.source, "file": r.file, "sha256": r.sha256, "size": r.size, "as_of": as_of,
-             "status": r.status, "reason": r.reason, "rows_read": r.rows_read, "loaded": r.loaded,
-             "quarantined": r.quarantined, "duplicates": r.duplicates, "superseded": r.superseded,
-             "replaced": r.replaced, "warnings": "; ".join(r.warnings)} for r in results]
+    rows = [
+        {
+            "source": r.source,
+            "file": r.file,
+            "sha256": r.sha256,
+            "size": r.size,
+            "as_of": as_of,
+            "status": r.status,
+            "reason": r.reason,
+            "rows_read": r.rows_read,
+            "loaded": r.loaded,
+            "quarantined": r.quarantined,
+            "duplicates": r.duplicates,
+            "superseded": r.superseded,
+            "replaced": r.replaced,
+            "warnings": "; ".join(r.warnings),
+        }
+        for r in results
+    ]
     return pl.DataFrame(rows, schema=LEDGER_SCHEMA)
 
 
-def _finish(source: Source, batches: list[_Batch], failures: list[tuple[FileResult, pl.DataFrame]],
-            deferred: list[FileResult], stage: Stage, as_of: date, out: SourceResult,
-            replace_all: bool = False) -> None:
-    """Stage the night of one source, or fail it as a whole."""
+def _finish(
+    source: Source,
+    batches: list[_Batch],
+    failures: list[tuple[FileResult, pl.DataFrame]],
+    deferred: list[FileResult],
+    stage: Stage,
+    as_of: date,
+    out: SourceResult,
+    replace_all: bool = False,
+    keep_ledger: bool = False,
+) -> None:
+    """Stage the night of one source, or fail it as a whole.
+
+    ``keep_ledger``: a re-run of a night's pull that brought nothing new leaves the
+    night's first account in the ledger, so that re-running changes nothing.
+    """
     quarantine = [q for _, q in failures]
     if failures or any(b.failure for b in batches):
         failed = [r for r, _ in failures] + [b.result for b in batches if b.failure]
@@ -187,20 +261,25 @@ def _finish(source: Source, batches: list[_Batch], failures: list[tuple[FileResu
                 b.result.status, b.result.reason = "deferred", "waits: the source failed tonight"
                 b.result.rows_read = b.result.quarantined = 0
         out.files += failed + [b.result for b in batches if not b.failure] + deferred
-        stage.save_quarantine(source.stage_name, pl.concat(quarantine) if quarantine else pl.DataFrame(
-            schema=QUARANTINE_SCHEMA))
+        stage.save_quarantine(
+            source.stage_name, pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        )
         stage.save_ledger(_ledger_rows(failed, as_of))
         return
     records = _stage_batches(source, batches, stage, as_of, replace_all)
     quarantine += [_quarantine_rows(source, b, as_of, only_problems=True) for b in batches]
-    stage.save_quarantine(source.stage_name, pl.concat(quarantine) if quarantine else pl.DataFrame(
-        schema=QUARANTINE_SCHEMA))
+    stage.save_quarantine(
+        source.stage_name, pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    )
     out.files += [b.result for b in batches]
     out.records = records.height if records is not None else 0
-    stage.save_ledger(_ledger_rows([b.result for b in batches], as_of))
+    if not (keep_ledger and all(b.result.loaded == 0 for b in batches)):
+        stage.save_ledger(_ledger_rows([b.result for b in batches], as_of))
 
 
-def ingest_files(source: Source, inbox: Path, as_of: date, stage: Stage, validator: Validator) -> SourceResult:
+def ingest_files(
+    source: Source, inbox: Path, as_of: date, stage: Stage, validator: Validator
+) -> SourceResult:
     """The new files of one file-delivered source."""
     started = time.perf_counter()
     out = SourceResult(source.name)
@@ -218,9 +297,14 @@ def ingest_files(source: Source, inbox: Path, as_of: date, stage: Stage, validat
 
             result.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
             if result.sha256 in done:
-                skipped.append(FileResult(source.stage_name, file, "skipped", "already loaded", result.sha256))
+                skipped.append(
+                    FileResult(source.stage_name, file, "skipped", "already loaded", result.sha256)
+                )
                 continue
-            result.status, result.reason = "failed", exc.reason if exc.row is None else str(exc).split(": ", 1)[1]
+            result.status, result.reason = (
+                "failed",
+                exc.reason if exc.row is None else str(exc).split(": ", 1)[1],
+            )
             failures.append((result, _file_level(source, file, result.sha256, str(exc), as_of)))
             continue
         result.sha256 = raw.sha256
@@ -231,8 +315,9 @@ def ingest_files(source: Source, inbox: Path, as_of: date, stage: Stage, validat
     if not batches and not failures:
         out.status = "nothing new"
     else:
-        _finish(source, batches, failures, [], stage, as_of, out,
-                replace_all=source.name == registry.SOURCE.name)
+        _finish(
+            source, batches, failures, [], stage, as_of, out, replace_all=source.name == registry.SOURCE.name
+        )
     out.files += skipped
     if out.records == 0:
         current = stage.records(source.stage_name)
@@ -266,13 +351,24 @@ def ingest_exchange(url: str, as_of: date, stage: Stage, validator: Validator) -
         out.status = "failed"
         out.seconds = time.perf_counter() - started
         return out
+    ledger = stage.ledger()
     for table, b in prepared:
         sub = SourceResult(table.stage_name)
-        _finish(table, [b], [], [], stage, as_of, sub)
+        already = (
+            ledger.filter(
+                (pl.col("source") == table.stage_name)
+                & (pl.col("sha256") == b.raw.sha256)
+                & (pl.col("status") == "loaded")
+            ).height
+            > 0
+        )
+        _finish(table, [b], [], [], stage, as_of, sub, keep_ledger=already)
         out.files += sub.files
         out.records += sub.records
-        stage.save_watermark(table.stage_name, human_resources.advance(
-            stage.watermark(table.stage_name), b.canonical.good, table))
+        stage.save_watermark(
+            table.stage_name,
+            human_resources.advance(stage.watermark(table.stage_name), b.canonical.good, table),
+        )
     out.seconds = time.perf_counter() - started
     return out
 
@@ -283,8 +379,14 @@ def default_hr_url(inbox: Path) -> str | None:
     return f"sqlite:///{path.resolve()}" if path.exists() else None
 
 
-def ingest(inbox: Path, as_of: date, stage_dir: Path, hr_url: str | None = None,
-           reports: Path | None = None, sources: Iterable[str] | None = None) -> IngestResult:
+def ingest(
+    inbox: Path,
+    as_of: date,
+    stage_dir: Path,
+    hr_url: str | None = None,
+    reports: Path | None = None,
+    sources: Iterable[str] | None = None,
+) -> IngestResult:
     """Extract, validate and stage every source (or the named ones) for the night ``as_of``."""
     stage = Stage(stage_dir)
     validator = Validator(reports or stage_dir / "reports")
@@ -296,9 +398,13 @@ def ingest(inbox: Path, as_of: date, stage_dir: Path, hr_url: str | None = None,
     if wanted is None or human_resources.EMPLOYMENT.name in wanted:
         url = hr_url or default_hr_url(inbox)
         if url is None:
-            results.append(SourceResult("human_resources", "failed",
-                                        "no exchange database: give --hr-url, or put exchange.sqlite in "
-                                        "inbox/human_resources/"))
+            results.append(
+                SourceResult(
+                    "human_resources",
+                    "failed",
+                    "no exchange database: give --hr-url, or put exchange.sqlite in inbox/human_resources/",
+                )
+            )
         else:
             results.append(ingest_exchange(url, as_of, stage, validator))
     return IngestResult(as_of, results, validator.build_docs())

@@ -175,7 +175,9 @@ def _split_fast(
     lines: list[str], header_index: int, width: int, ends_cleanly: bool, file: str
 ) -> tuple[pl.DataFrame, list[tuple[int, str, str]]]:
     """Field counts per line with expressions, then one polars parse of the good lines."""
-    body = pl.DataFrame({"line": lines[header_index + 1 :]}).with_row_index(ROW, offset=header_index + 2)
+    body = pl.DataFrame({"line": lines[header_index + 1 :]}, schema={"line": pl.String}).with_row_index(
+        ROW, offset=header_index + 2
+    )
     body = body.with_columns(
         fields=pl.col("line").str.replace_all('"[^"]*"', "").str.count_matches(",") + 1,
         blank=pl.col("line").str.replace_all(r"[,\s\u3000\"]", "") == "",

@@ -27,6 +27,7 @@ class Column:
     not_empty: bool = False  # a row without a value is quarantined
     allowed: tuple[str, ...] | None = None  # other values are quarantined
     aliases: tuple[str, ...] = ()
+    compared: bool = True  # False: a row number like 序号, not a value of the record
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,30 @@ from connectors.human_resources import Watermark
 
 SEQ = "__seq"
 LEDGER_SCHEMA = {
-    "source": pl.String, "file": pl.String, "sha256": pl.String, "size": pl.Int64, "as_of": pl.Date,
-    "status": pl.String, "reason": pl.String, "rows_read": pl.Int64, "loaded": pl.Int64,
-    "quarantined": pl.Int64, "duplicates": pl.Int64, "superseded": pl.Int64, "replaced": pl.Int64,
+    "source": pl.String,
+    "file": pl.String,
+    "sha256": pl.String,
+    "size": pl.Int64,
+    "as_of": pl.Date,
+    "status": pl.String,
+    "reason": pl.String,
+    "rows_read": pl.Int64,
+    "loaded": pl.Int64,
+    "quarantined": pl.Int64,
+    "duplicates": pl.Int64,
+    "superseded": pl.Int64,
+    "replaced": pl.Int64,
     "warnings": pl.String,
 }
 QUARANTINE_SCHEMA = {
-    "source": pl.String, "file": pl.String, "sha256": pl.String, "row": pl.Int64, "field": pl.String,
-    "reason": pl.String, "raw": pl.String, "as_of": pl.Date,
+    "source": pl.String,
+    "file": pl.String,
+    "sha256": pl.String,
+    "row": pl.Int64,
+    "field": pl.String,
+    "reason": pl.String,
+    "raw": pl.String,
+    "as_of": pl.Date,
 }
 
 
@@ -52,20 +68,31 @@ def merge_versions(current: pl.DataFrame | None, incoming: pl.DataFrame, values:
     digest = pl.struct(values).hash(seed=7)
     both = both.with_columns(digest.alias("__digest"))
     both = both.with_columns(
-        (pl.col("__digest") == pl.col("__digest").shift(1).over("source_record_id")).fill_null(False)
-        .alias("__duplicate"))
+        (pl.col("__digest") == pl.col("__digest").shift(1).over("source_record_id"))
+        .fill_null(False)
+        .alias("__duplicate")
+    )
     kept = both.filter(~pl.col("__duplicate"))
     kept = kept.with_columns(
         (pl.col(SEQ) != pl.col(SEQ).max().over("source_record_id")).alias("__superseded"),
-        ((pl.col(SEQ) >= 0) & (pl.col(SEQ).rank("ordinal").over("source_record_id") == 2)
-         & (pl.col(SEQ).min().over("source_record_id") < 0)).alias("__replaced"),
+        (
+            (pl.col(SEQ) >= 0)
+            & (pl.col(SEQ).rank("ordinal").over("source_record_id") == 2)
+            & (pl.col(SEQ).min().over("source_record_id") < 0)
+        ).alias("__replaced"),
     )
-    records = kept.filter(~pl.col("__superseded")).drop(SEQ, "__digest", "__duplicate", "__superseded", "__replaced")
-    outcome = (both.filter(pl.col(SEQ) >= 0).select(SEQ, "file", "row", "__duplicate")
-               .join(kept.filter(pl.col(SEQ) >= 0).select(SEQ, "__superseded", "__replaced"), on=SEQ, how="left")
-               .with_columns(pl.col("__superseded", "__replaced").fill_null(False))
-               .sort(SEQ).drop(SEQ)
-               .rename({"__duplicate": "duplicate", "__superseded": "superseded", "__replaced": "replaced"}))
+    records = kept.filter(~pl.col("__superseded")).drop(
+        SEQ, "__digest", "__duplicate", "__superseded", "__replaced"
+    )
+    outcome = (
+        both.filter(pl.col(SEQ) >= 0)
+        .select(SEQ, "file", "row", "__duplicate")
+        .join(kept.filter(pl.col(SEQ) >= 0).select(SEQ, "__superseded", "__replaced"), on=SEQ, how="left")
+        .with_columns(pl.col("__superseded", "__replaced").fill_null(False))
+        .sort(SEQ)
+        .drop(SEQ)
+        .rename({"__duplicate": "duplicate", "__superseded": "superseded", "__replaced": "replaced"})
+    )
     return Merge(records.sort("source_record_id"), outcome)
 
 
@@ -94,8 +121,11 @@ class Stage:
         return pl.read_parquet(path) if path.exists() else pl.DataFrame(schema=LEDGER_SCHEMA)
 
     def quarantine(self, stage_name: str | None = None) -> pl.DataFrame:
-        paths = sorted((self.root / "quarantine").glob("*.parquet")) if stage_name is None else [
-            self.root / "quarantine" / f"{stage_name}.parquet"]
+        paths = (
+            sorted((self.root / "quarantine").glob("*.parquet"))
+            if stage_name is None
+            else [self.root / "quarantine" / f"{stage_name}.parquet"]
+        )
         frames = [pl.read_parquet(p) for p in paths if p.exists()]
         return pl.concat(frames) if frames else pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
@@ -114,7 +144,9 @@ class Stage:
         path = self.root / "quarantine" / f"{stage_name}.parquet"
         if path.exists():
             old = pl.read_parquet(path)
-            old = old.join(rows.select("sha256", "row").unique(), on=["sha256", "row"], how="anti", nulls_equal=True)
+            old = old.join(
+                rows.select("sha256", "row").unique(), on=["sha256", "row"], how="anti", nulls_equal=True
+            )
             rows = pl.concat([old, rows])
         _write_parquet(rows.sort("file", "row", nulls_last=False), path)
 
@@ -123,18 +155,25 @@ class Stage:
         if entries.height == 0:
             return
         entries = entries.select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)
-        old = self.ledger().join(entries.select("source", "file", "sha256"), on=["source", "file", "sha256"],
-                                 how="anti")
-        _write_parquet(pl.concat([old, entries]).sort("as_of", "source", "file"), self.root / "ledger.parquet")
+        old = self.ledger().join(
+            entries.select("source", "file", "sha256"), on=["source", "file", "sha256"], how="anti"
+        )
+        _write_parquet(
+            pl.concat([old, entries]).sort("as_of", "source", "file"), self.root / "ledger.parquet"
+        )
 
     def watermark(self, stage_name: str) -> Watermark:
         data = self._watermarks().get(stage_name) or {}
-        return Watermark(data.get("period"), date.fromisoformat(data["event_date"]) if data.get("event_date") else None)
+        return Watermark(
+            data.get("period"), date.fromisoformat(data["event_date"]) if data.get("event_date") else None
+        )
 
     def save_watermark(self, stage_name: str, mark: Watermark) -> None:
         data = self._watermarks()
-        data[stage_name] = {"period": mark.period,
-                            "event_date": mark.event_date.isoformat() if mark.event_date else None}
+        data[stage_name] = {
+            "period": mark.period,
+            "event_date": mark.event_date.isoformat() if mark.event_date else None,
+        }
         path = self.root / "watermarks.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -50,7 +50,9 @@ def suite_definition(stage_name: str) -> dict[str, Any]:
 
 
 def suite_columns(stage_name: str) -> list[str]:
-    cols = [e["kwargs"]["column"] for e in suite_definition(stage_name)["expectations"] if "column" in e["kwargs"]]
+    cols = [
+        e["kwargs"]["column"] for e in suite_definition(stage_name)["expectations"] if "column" in e["kwargs"]
+    ]
     return list(dict.fromkeys(cols))
 
 
@@ -93,8 +95,12 @@ class Validator:
         definition = suite_definition(stage_name)
         suite = gx.ExpectationSuite(name=stage_name, meta=definition.get("meta") or {})
         for e in definition["expectations"]:
-            config = ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta") or {},
-                                              severity=e.get("severity", "critical"))
+            config = ExpectationConfiguration(
+                type=e["type"],
+                kwargs=e["kwargs"],
+                meta=e.get("meta") or {},
+                severity=e.get("severity", "critical"),
+            )
             suite.add_expectation_configuration(config)
         suite = self.context.suites.add_or_update(suite)
         try:
@@ -106,10 +112,13 @@ class Validator:
         except KeyError:
             batch = asset.add_batch_definition_whole_dataframe("batch")
         definition_ = self.context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=stage_name, data=batch, suite=suite))
+            gx.ValidationDefinition(name=stage_name, data=batch, suite=suite)
+        )
         checkpoint = self.context.checkpoints.add_or_update(
-            gx.Checkpoint(name=stage_name, validation_definitions=[definition_], actions=[],
-                          result_format="SUMMARY"))
+            gx.Checkpoint(
+                name=stage_name, validation_definitions=[definition_], actions=[], result_format="SUMMARY"
+            )
+        )
         self._checkpoints[stage_name] = checkpoint
         return checkpoint
 
@@ -123,8 +132,10 @@ class Validator:
         columns = [c for c in suite_columns(source.stage_name) if c in data.columns]
         if ID_VALID not in data.columns:
             raise ValueError("the canonical frame carries its ID validity")
-        result = checkpoint.run(batch_parameters={"dataframe": data.select(columns).to_pandas()},
-                                expectation_parameters={"run_date": pd.Timestamp(run_date)})
+        result = checkpoint.run(
+            batch_parameters={"dataframe": data.select(columns).to_pandas()},
+            expectation_parameters={"run_date": pd.Timestamp(run_date)},
+        )
         (outcome,) = result.run_results.values()
         verdict = Verdict(success=True)
         for r in outcome.results:
@@ -136,9 +147,13 @@ class Validator:
                 verdict.failures.append(_describe(r))
             else:
                 verdict.warnings.append(_describe(r))
-        out = self.reports / "results" / run_date.isoformat() / f"{source.stage_name}__{_safe(batch_name)}.json"
+        out = (
+            self.reports / "results" / run_date.isoformat() / f"{source.stage_name}__{_safe(batch_name)}.json"
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(outcome.to_json_dict(), ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+        out.write_text(
+            json.dumps(outcome.to_json_dict(), ensure_ascii=False, indent=1, default=str), encoding="utf-8"
+        )
         verdict.result_file = out
         verdict.seconds = time.perf_counter() - started
         return verdict

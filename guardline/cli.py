@@ -82,14 +82,27 @@ def generate(
 
 def _print_ingest(result) -> None:
     table = Table(title=f"Deliveries of {result.as_of}")
-    for col in ("source", "status", "files", "rows read", "loaded", "quarantined", "duplicates", "superseded",
-                "staged records"):
+    for col in (
+        "source",
+        "status",
+        "files",
+        "rows read",
+        "loaded",
+        "quarantined",
+        "duplicates",
+        "superseded",
+        "staged records",
+    ):
         table.add_column(col, justify="left" if col in ("source", "status") else "right")
     for s in result.sources:
         status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]"}.get(s.status, s.status)
-        table.add_row(s.source, status, str(sum(f.status != "skipped" for f in s.files)),
-                      *(f"{s.total(a):,}" for a in ("rows_read", "loaded", "quarantined", "duplicates",
-                                                    "superseded")), f"{s.records:,}")
+        table.add_row(
+            s.source,
+            status,
+            str(sum(f.status != "skipped" for f in s.files)),
+            *(f"{s.total(a):,}" for a in ("rows_read", "loaded", "quarantined", "duplicates", "superseded")),
+            f"{s.records:,}",
+        )
     console.print(table)
     for s in result.failed:
         console.print(f"[red]{s.source} failed tonight[/]: {s.reason}")
@@ -107,7 +120,9 @@ def ingest(
     as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
     stage: Annotated[Path, typer.Option(help="Staging folder: records, quarantine, ledger.")] = Path("stage"),
     hr_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the 人社 exchange database.")] = None,
-    reports: Annotated[Path | None, typer.Option(help="Great Expectations reports (default STAGE/reports).")] = None,
+    reports: Annotated[
+        Path | None, typer.Option(help="Great Expectations reports (default STAGE/reports).")
+    ] = None,
     source: Annotated[list[str] | None, typer.Option(help="Only these sources (repeatable).")] = None,
 ) -> None:
     """Extract, validate and stage one night's deliveries; print what happened to every row."""
