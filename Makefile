@@ -22,3 +22,4 @@ test: setup
 
 bench: setup
 	$(UV) run python bench/generate_bench.py
+	$(UV) run python bench/ingest_bench.py

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from connectors.parse import PARSERS, clean
+from connectors.parse import PARSERS, clean, present
 from connectors.readers import ROW, RawBatch
 from connectors.spec import Source
 from guardline import idnumber
@@ -78,14 +78,17 @@ def record_key(source: Source) -> pl.Expr:
 
 
 def canonicalize(source: Source, batch: RawBatch) -> Canonical:
-    """Type the batch, build keys, and list each row's problems."""
-    raw = batch.frame
-    typed = raw.with_columns(_value(source, c.name) for c in source.columns)
+    """Type the batch, build keys, and list each row's problems.
+
+    One lazy query, so that polars computes each cleaned text once however many
+    parsers and checks read it.
+    """
+    raw_names = {c.name: f"__raw_{c.name}" for c in source.columns}
     problems: list[pl.Expr] = []
     for c in source.columns:
-        label = c.header
+        raw = pl.col(raw_names[c.name])
         if c.not_empty:
-            problems.append(_problem(pl.col(f"__raw_{c.name}").pipe(clean).is_null(), label, "empty"))
+            problems.append(_problem(~present(raw), c.header, "empty"))
         if c.kind in PARSERS:
             what = {
                 "date": "a date",
@@ -96,21 +99,20 @@ def canonicalize(source: Source, batch: RawBatch) -> Canonical:
             }[c.kind]
             problems.append(
                 _problem(
-                    pl.col(f"__raw_{c.name}").pipe(clean).is_not_null() & pl.col(c.name).is_null(),
-                    label,
-                    pl.format("{} is not {}", pl.col(f"__raw_{c.name}"), pl.lit(what)),
+                    present(raw) & pl.col(c.name).is_null(),
+                    c.header,
+                    pl.format("{} is not {}", raw, pl.lit(what)),
                 )
             )
         if c.allowed:
             problems.append(
                 _problem(
                     pl.col(c.name).is_not_null() & ~pl.col(c.name).is_in(list(c.allowed)),
-                    label,
+                    c.header,
                     pl.format("{} is not one of the contract's values", pl.col(c.name)),
                 )
             )
-    for check in source.checks:
-        problems.append(_problem(check.failing, check.field, check.reason))
+    problems += [_problem(check.failing, check.field, check.reason) for check in source.checks]
     event = (
         pl.col(source.event_date)
         if source.event_date
@@ -119,7 +121,12 @@ def canonicalize(source: Source, batch: RawBatch) -> Canonical:
         else pl.lit(None, pl.Date)
     )
     frame = (
-        typed.with_columns(raw.select(pl.col(c.name).alias(f"__raw_{c.name}") for c in source.columns))
+        batch.frame.lazy()
+        .with_columns(pl.col(n).alias(r) for n, r in raw_names.items())
+        .with_columns(_value(source, c.name) for c in source.columns)
+        .with_columns(
+            idnumber.normalised_expr(pl.col(source.identity.id_number).fill_null("")).alias(ID_VALID)
+        )
         .with_columns(
             pl.lit(source.name).alias("source"),
             record_key(source).alias("source_record_id"),
@@ -129,9 +136,10 @@ def canonicalize(source: Source, batch: RawBatch) -> Canonical:
             pl.concat_list(problems).list.drop_nulls().alias(PROBLEMS)
             if problems
             else pl.lit([], pl.List(pl.String)).alias(PROBLEMS),
-            idnumber.valid_expr(pl.col(source.identity.id_number).fill_null("")).alias(ID_VALID),
+            idnumber.valid_expr(pl.col(ID_VALID), normalised=True).alias(ID_VALID),
         )
         .select(*META, *(c for c in source.value_columns if c not in META), PROBLEMS, ID_VALID)
+        .collect()
     )
     return Canonical(source, batch.file, frame)
 

@@ -17,36 +17,40 @@ EXCEL_EPOCH = date(1899, 12, 30)
 
 def clean(expr: pl.Expr) -> pl.Expr:
     """Surrounding white space (including the ideographic space) removed; '' as null."""
-    stripped = expr.str.strip_chars(" \t\r\n\u3000\u00a0")
+    stripped = expr.str.strip_chars()
     return pl.when(stripped == "").then(None).otherwise(stripped)
 
 
+def present(expr: pl.Expr) -> pl.Expr:
+    """Whether a cell holds anything but white space."""
+    return expr.str.strip_chars().str.len_bytes().fill_null(0) > 0
+
+
 def to_date(expr: pl.Expr) -> pl.Expr:
-    """Any delivered date form, or null."""
-    s = clean(expr).str.split(" ").list.first()
-    serial = pl.when(s.str.contains(r"^\d{5}(\.0+)?$")).then(
-        pl.lit(EXCEL_EPOCH) + pl.duration(days=s.str.extract(r"^(\d{5})").cast(pl.Int64))
-    )
-    compact = pl.when(s.str.contains(r"^\d{8}$")).then(s.str.to_date("%Y%m%d", strict=False))
-    return pl.coalesce(
-        s.str.to_date("%Y-%m-%d", strict=False),
-        s.str.to_date("%Y/%m/%d", strict=False),
-        s.str.to_date("%Y年%m月%d日", strict=False),
-        s.str.to_date("%Y.%m.%d", strict=False),
-        compact,
-        serial.cast(pl.Date),
-    )
+    """Any delivered date form, or null.
+
+    The forms are rewritten to one (``2026-11-3``) with cheap string operations and
+    parsed once: a date cell's ``2026-11-03 00:00:00`` loses its time, ``/ 年 月 .``
+    become dashes, eight digits get theirs, a five-digit number is an Excel serial.
+    """
+    s = expr.str.strip_chars().str.split_exact(" ", 1).struct.field("field_0")
+    dashed = s.str.replace_many(["/", "年", "月", "."], ["-", "-", "-", "-"]).str.strip_suffix("日")
+    compact = pl.concat_str(s.str.slice(0, 4), pl.lit("-"), s.str.slice(4, 2), pl.lit("-"), s.str.slice(6, 2))
+    is_compact = s.str.len_bytes().eq(8) & s.str.contains(r"^\d{8}$")
+    parsed = pl.when(is_compact).then(compact).otherwise(dashed).str.to_date("%Y-%m-%d", strict=False)
+    serial = s.str.extract(r"^(\d{5})(?:\.0+)?$").cast(pl.Int64)
+    return pl.coalesce(parsed, (pl.lit(EXCEL_EPOCH) + pl.duration(days=serial)).cast(pl.Date))
 
 
 def to_money(expr: pl.Expr) -> pl.Expr:
     """Yuan as Float64: thousands separators and a trailing 元 allowed."""
-    s = clean(expr).str.replace_all(r"[,，\s]", "").str.strip_suffix("元")
+    s = expr.str.replace_many([",", "，", " ", "\u3000"], ["", "", "", ""]).str.strip_suffix("元")
     return s.cast(pl.Float64, strict=False)
 
 
 def to_int(expr: pl.Expr) -> pl.Expr:
     """Whole numbers, also when a spreadsheet wrote them as 3.0."""
-    s = clean(expr).str.replace_all(",", "")
+    s = expr.str.strip_chars().str.replace_all(",", "", literal=True)
     as_float = s.cast(pl.Float64, strict=False)
     return pl.when(as_float == as_float.round(0)).then(as_float.cast(pl.Int64))
 

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -136,20 +137,30 @@ def read_csv(source: Source, path: Path, file: str) -> RawBatch:
     was cut off). Quoted fields spanning lines take the slower exact path.
     """
     data = path.read_bytes()
-    if not data.strip():
+    if not data or data.isspace():
         raise DeliveryError(file, "the file is empty")
     if b"\x00" in data[:65536]:
         raise DeliveryError(file, "the file is binary, not CSV text")
-    text = _decode(data, source.encoding, file)
-    ends_cleanly = text.endswith(("\n", "\r"))
-    lines = text.splitlines()
-    head = [[c or None for c in r] for r in csv.reader(lines[:HEADER_SEARCH_ROWS])]
+    with ThreadPoolExecutor(1) as pool:  # hashlib lets go of the GIL: hash while decoding
+        digest = pool.submit(_fingerprint, data)
+        body = _decode(data, source.encoding, file).encode("utf-8")
+        sha256 = digest.result()
+    ends_cleanly = body.endswith((b"\n", b"\r"))
+    lines = pl.read_csv(
+        body,
+        separator="\x1f",
+        quote_char=None,
+        has_header=False,
+        schema={"line": pl.String},
+        empty_string_is_null=False,
+    )["line"]
+    head = [[c or None for c in r] for r in csv.reader(lines.head(HEADER_SEARCH_ROWS).to_list())]
     header_index, positions, warnings = _locate_header(head, source, file)
     width = len(head[header_index])
-    if sum(line.count('"') % 2 for line in lines):
-        frame, bad = _split_exact(lines, header_index, width, ends_cleanly, file)
+    if (lines.str.count_matches('"', literal=True) % 2 == 1).any():
+        frame, bad = _split_exact(lines.to_list(), header_index, width, ends_cleanly, file)
     else:
-        frame, bad = _split_fast(lines, header_index, width, ends_cleanly, file)
+        frame, bad = _split_fast(body, lines, header_index, width, ends_cleanly, file)
     if frame.height == 0 and not bad:
         raise DeliveryError(file, "the file has a header but no rows")
     columns = {f"f{j}": name for j, name in positions.items()}
@@ -160,7 +171,7 @@ def read_csv(source: Source, path: Path, file: str) -> RawBatch:
     batch = RawBatch(
         source.name,
         file,
-        _fingerprint(data),
+        sha256,
         len(data),
         frame.select(ROW, *(c.name for c in source.columns)),
         header_index + 1,
@@ -171,38 +182,55 @@ def read_csv(source: Source, path: Path, file: str) -> RawBatch:
     return batch
 
 
+def _field_counts(lines: pl.Series) -> pl.Series:
+    """Fields per line, commas inside quotes not counted; the regex only where quotes are."""
+    counts = lines.str.count_matches(",", literal=True) + 1
+    quoted = lines.str.contains('"', literal=True)
+    if quoted.any():
+        fixed = lines.filter(quoted).str.replace_all('"[^"]*"', "").str.count_matches(",", literal=True) + 1
+        counts = counts.scatter(quoted.arg_true(), fixed)
+    return counts
+
+
 def _split_fast(
-    lines: list[str], header_index: int, width: int, ends_cleanly: bool, file: str
+    body: bytes, lines: pl.Series, header_index: int, width: int, ends_cleanly: bool, file: str
 ) -> tuple[pl.DataFrame, list[tuple[int, str, str]]]:
-    """Field counts per line with expressions, then one polars parse of the good lines."""
-    body = pl.DataFrame({"line": lines[header_index + 1 :]}, schema={"line": pl.String}).with_row_index(
-        ROW, offset=header_index + 2
+    """One polars parse of the body, with the field count of every line checked."""
+    data_lines = lines.slice(header_index + 1)
+    info = pl.DataFrame(
+        {
+            ROW: pl.int_range(
+                header_index + 2, header_index + 2 + data_lines.len(), eager=True, dtype=pl.Int64
+            ),
+            "fields": _field_counts(data_lines),
+            "blank": data_lines.str.strip_chars(', \t\u3000"') == "",
+        }
     )
-    body = body.with_columns(
-        fields=pl.col("line").str.replace_all('"[^"]*"', "").str.count_matches(",") + 1,
-        blank=pl.col("line").str.replace_all(r"[,\s\u3000\"]", "") == "",
-    ).filter(~pl.col("blank"))
-    last = len(lines)
-    bad_rows = body.filter(pl.col("fields") != width)
+    last = lines.len()
     bad: list[tuple[int, str, str]] = []
-    for n, line, fields in bad_rows.select(ROW, "line", "fields").iter_rows():
+    wrong = info.filter((pl.col("fields") != width) & ~pl.col("blank"))
+    for n, fields in wrong.select(ROW, "fields").iter_rows():
         if n == last and not ends_cleanly and fields < width:
             raise DeliveryError(
                 file, f"the last row has {fields} of {width} fields: the file is truncated", row=n
             )
-        bad.append((n, f"row has {fields} fields, the header has {width}", line))
-    good = body.filter(pl.col("fields") == width)
-    if good.height == 0:
-        return pl.DataFrame(schema={ROW: pl.Int64, **{f"f{j}": pl.String for j in range(width)}}), bad
+        bad.append((n, f"row has {fields} fields, the header has {width}", data_lines[n - header_index - 2]))
+    names = [f"f{j}" for j in range(width)]
+    if data_lines.len() == 0:
+        return pl.DataFrame(schema={ROW: pl.Int64, **dict.fromkeys(names, pl.String)}), bad
     parsed = pl.read_csv(
-        "\n".join(good["line"]).encode(),
+        body,
         has_header=False,
+        skip_rows=header_index + 1,
         infer_schema=False,
-        new_columns=[f"f{j}" for j in range(width)],
+        schema=dict.fromkeys(names, pl.String),
+        truncate_ragged_lines=True,
+        missing_columns="insert",
     )
-    if parsed.height != good.height:  # pragma: no cover - guarded by the quote check above
+    if parsed.height != info.height:  # pragma: no cover - guarded by the quote check above
         raise DeliveryError(file, "rows could not be split into fields consistently")
-    return parsed.with_columns(good[ROW].cast(pl.Int64).alias(ROW)), bad
+    keep = (info["fields"] == width) & ~info["blank"]
+    return parsed.with_columns(info[ROW]).filter(keep), bad
 
 
 def _split_exact(
