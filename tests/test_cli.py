@@ -43,3 +43,17 @@ def test_user_mistakes_are_one_line_and_exit_non_zero(tmp_path):
         assert words in result.stderr
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_ingest_prints_the_account_of_every_source(tmp_path):
+    made = _guardline("generate", "--out", str(tmp_path), "--households", "60", "--seed", "4",
+                      "--as-of", "2026-11-27", "--register-format", "csv")
+    assert made.returncode == 0, made.stderr
+    result = _guardline("ingest", "--inbox", str(tmp_path / "inbox"), "--as-of", "2026-11-27",
+                        "--stage", str(tmp_path / "stage"))
+    assert result.returncode == 0, result.stderr
+    for name in ("registry", "civil_affairs", "health_insurance", "emergency_management", "human_resources"):
+        assert name in result.stdout
+    assert "index.html" in result.stdout
+    missing = _guardline("ingest", "--inbox", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "no inbox folder" in missing.stderr

@@ -104,6 +104,11 @@ def test_validation_results_and_data_docs_are_kept(noisy_night):
 def test_clean_night_stages_the_register_and_every_source(clean_county, tmp_path):
     result = _by_source(ingest(clean_county.out / "inbox", AS_OF, tmp_path))
     assert all(s.status == "ok" for s in result.values()), result
+    manifest = json.loads((clean_county.out / "truth" / "manifest.json").read_text(encoding="utf-8"))
+    for entry in manifest["sources"]:
+        s = result[entry["source"]]
+        assert all(f.balanced for f in s.files)
+        assert (s.total("rows_read"), s.total("duplicates"), s.records) == (entry["rows"], 0, entry["records"])
     register = Stage(tmp_path).records("registry")
     assert register.height == clean_county.persons
     assert register.schema["household_size"] == pl.Int64
@@ -452,3 +457,16 @@ def test_missing_exchange_database_fails_only_human_resources(tmp_path):
         ingest(inbox, AS_OF, tmp_path / "stage2", sources=["emergency_management", "human_resources"])
     )
     assert "no exchange database" in fallback["human_resources"].reason
+
+
+def test_the_register_is_the_latest_export_received_by_the_run_date(clean_county, tmp_path):
+    from connectors import registry
+
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    (original,) = (clean_county.out / "inbox" / "registry").iterdir()
+    for day in ("20261101", "20261120", "20261201"):
+        shutil.copy(original, folder / f"register_{day}.csv")
+    paths = sorted(folder.iterdir())
+    assert [p.name for p in registry.current_export(paths, date(2026, 11, 27))] == ["register_20261120.csv"]
+    assert registry.current_export(paths, date(2026, 10, 1)) == []
