@@ -122,3 +122,19 @@ def valid_array(ids):  # pl.Series -> pl.Series
     expected = np.frombuffer(_CHECK.encode(), dtype=np.uint8)[total]
     result[ok] = shape & (chars[:, 17] == expected)
     return pl.Series(ids.name, result)
+
+
+def check_array(first17):  # pl.Series -> pl.Series
+    """Vectorised :func:`check_character` over a String series of 17 digits (else null)."""
+    import numpy as np
+    import polars as pl
+
+    s = first17.cast(pl.String)
+    ok = s.str.contains(r"^\d{17}$").fill_null(False).to_numpy()
+    out = np.full(len(s), None, dtype=object)
+    if ok.any():
+        raw = s.filter(pl.Series(ok)).str.join("").item().encode()
+        digits = (np.frombuffer(raw, dtype=np.uint8).reshape(-1, 17).astype(np.int16) - 48)
+        total = (digits * np.array(_WEIGHTS, dtype=np.int16)).sum(axis=1) % 11
+        out[ok] = np.array(list(_CHECK))[total]
+    return pl.Series(s.name, out, dtype=pl.String)

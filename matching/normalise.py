@@ -1,0 +1,152 @@
+"""Identifiers as departments mangle them, made comparable: ID numbers, names,
+phones and place names, as pure polars expressions and frame functions.
+
+Character tables (traditional → simplified, pinyin) are built once per run for the
+characters that occur, so every name is converted with vectorised lookups rather
+than a Python call per name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+
+import polars as pl
+
+from guardline import idnumber
+
+DOTS = ["•", ".", "．", "・", "‧", "∙", "•"]
+SPACES = [" ", "\u3000", "\t", "\u00a0"]
+# Surnames whose reading differs from the character's everyday one (姓氏读音).
+SURNAME_READINGS = {
+    "曾": "zeng", "单": "shan", "解": "xie", "仇": "qiu", "区": "ou", "查": "zha", "朴": "piao",
+    "盖": "ge", "乐": "yue", "缪": "miao", "尉": "yu", "覃": "qin", "翟": "zhai", "秘": "bi", "种": "chong",
+    "纪": "ji", "繁": "po", "员": "yun", "哈": "ha", "召": "shao", "那": "na", "沈": "shen", "万": "wan",
+    "长": "zhang", "藏": "zang", "宁": "ning", "曲": "qu", "折": "she", "句": "gou", "蕃": "pi",
+}
+
+
+# ---------------------------------------------------------------- ID numbers
+
+
+def id_columns(raw: pl.Expr) -> list[pl.Expr]:
+    """From a delivered ID: ``id18`` (18 characters, as corrected as can be), ``id_valid``,
+    ``id_prefix`` (the reliable leading digits of an Excel-mangled number) and ``id_kind``.
+
+    Legacy 15-digit numbers are converted; a 20-character disability certificate is cut
+    to its first 18; an Excel float (``4.33124199E+17`` as text, or the digits of the
+    stored number from an xlsx cell) keeps only the digits Excel kept.
+    """
+    s = idnumber.normalised_expr(raw.fill_null(""))
+    sci = s.str.to_uppercase().str.extract(r"^(\d)\.(\d+)E\+17$", 1)
+    sci_rest = s.str.to_uppercase().str.extract(r"^(\d)\.(\d+)E\+17$", 2)
+    excel_text = pl.concat_str(sci, sci_rest.str.slice(0, 14))
+    shaped18 = s.str.contains(r"^\d{17}[\dX]$")
+    legacy = s.str.contains(r"^\d{15}$")
+    cert = s.str.contains(r"^\d{17}[\dX]\d{2}$")
+    first17_legacy = pl.concat_str(s.str.slice(0, 6), pl.lit("19"), s.str.slice(6, 9))
+    valid_shape = idnumber.valid_expr(s, normalised=True)
+    excel_cell = shaped18 & ~valid_shape & s.str.ends_with("000")
+    kind = (
+        pl.when(s == "").then(pl.lit("empty"))
+        .when(sci.is_not_null()).then(pl.lit("excel"))
+        .when(valid_shape).then(pl.lit("valid"))
+        .when(excel_cell).then(pl.lit("excel"))
+        .when(shaped18).then(pl.lit("invalid"))
+        .when(legacy).then(pl.lit("legacy"))
+        .when(cert).then(pl.lit("certificate"))
+        .otherwise(pl.lit("malformed"))
+    )
+    id18 = (
+        pl.when(kind.is_in(["valid", "invalid"])).then(s)
+        .when(kind == "legacy").then(pl.concat_str(first17_legacy, first17_legacy.map_batches(
+            idnumber.check_array, return_dtype=pl.String)))
+        .when(kind == "certificate").then(s.str.slice(0, 18))
+    )
+    prefix = pl.when(sci.is_not_null()).then(excel_text).when(excel_cell).then(s.str.slice(0, 15))
+    return [
+        id18.alias("id18"),
+        kind.alias("id_kind"),
+        prefix.alias("id_prefix"),
+    ]
+
+
+def id_derived(id18: str = "id18") -> list[pl.Expr]:
+    """Birth date and sex read from the ID (null where those digits cannot be read)."""
+    col = pl.col(id18)
+    return [
+        idnumber.valid_expr(col.fill_null(""), normalised=True).alias("id_valid"),
+        col.str.slice(6, 8).str.to_date("%Y%m%d", strict=False).alias("birth_date"),
+        pl.when(col.str.slice(16, 1).cast(pl.Int32, strict=False) % 2 == 1).then(pl.lit("男"))
+        .when(col.str.slice(16, 1).cast(pl.Int32, strict=False).is_not_null()).then(pl.lit("女"))
+        .alias("id_sex"),
+    ]
+
+
+# ---------------------------------------------------------------- names
+
+
+@cache
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def char_tables(names: Iterable[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """(simplified, pinyin, surname pinyin) for every character of ``names``."""
+    from pypinyin import Style, lazy_pinyin
+
+    chars = sorted({ch for name in names if name for ch in name})
+    t2s = _t2s()
+    simplified = {c: t2s.convert(c) for c in chars}
+    simple_chars = sorted(set(simplified.values()) | set(chars))
+    readings = {c: (lazy_pinyin(c, style=Style.NORMAL) or [c])[0] for c in simple_chars}
+    surname = {c: SURNAME_READINGS.get(c, readings[c]) for c in simple_chars}
+    return simplified, readings, surname
+
+
+def normalise_names(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Add ``name_norm`` (spaces gone, one middle dot, simplified), ``name_key`` (no dot),
+    ``name_pinyin`` (toneless, the surname read as a surname) and ``surname`` (the first
+    character's surname reading) for ``column``."""
+    unique = frame.select(pl.col(column).alias("__name")).unique().drop_nulls()
+    cleaned = unique.with_columns(
+        pl.col("__name").str.replace_many(SPACES + DOTS, [""] * len(SPACES) + ["·"] * len(DOTS)).alias("__clean"))
+    simplified, readings, surname = char_tables(cleaned["__clean"].to_list())
+    chars = pl.col("__clean").str.split("")
+    out = cleaned.with_columns(
+        chars.list.eval(pl.element().replace(simplified)).list.join("").alias("name_norm"),
+    ).with_columns(pl.col("name_norm").str.replace_all("·", "", literal=True).alias("name_key"))
+    key_chars = pl.col("name_key").str.split("")
+    out = out.with_columns(
+        pl.concat_list(
+            key_chars.list.first().replace(surname),
+            key_chars.list.slice(1).list.eval(pl.element().replace(readings)),
+        ).list.join("").alias("name_pinyin")
+    ).with_columns(
+        pl.col("name_key").str.slice(0, 1).replace(surname).alias("surname"),
+    ).select(pl.col("__name").alias(column), "name_norm", "name_key", "name_pinyin", "surname")
+    return frame.join(out, on=column, how="left", nulls_equal=False)
+
+
+# ---------------------------------------------------------------- phones and places
+
+
+def phone(raw: pl.Expr) -> pl.Expr:
+    """The last 11 digits of a mobile number, else null."""
+    digits = raw.str.replace_all(r"\D", "")
+    last11 = digits.str.slice(-11)
+    return pl.when(last11.str.contains(r"^1[3-9]\d{9}$")).then(last11)
+
+
+def place_key(raw: pl.Expr) -> pl.Expr:
+    """A township or village name without its 镇/乡/村/社区 suffix (``双龙镇`` -> ``双龙``)."""
+    s = raw.str.strip_chars()
+    return pl.when(s.str.len_chars() > 2).then(s.str.replace(r"(镇|乡|村|社区|街道|居委会)$", "")).otherwise(s)
+
+
+def places_in(text: pl.Expr, names: list[str]) -> pl.Expr:
+    """The known place names (short forms) that occur in free text, longest first."""
+    ordered = sorted(set(names), key=lambda n: (-len(n), n))
+    return text.str.extract_many(ordered, overlapping=False)

@@ -1,0 +1,85 @@
+"""The register and the department records, prepared for the Chinese settings:
+normalised identifiers, the blocking keys, places found in free-text addresses."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from connectors.sources import ALL, BY_STAGE_NAME
+from connectors.spec import Source
+from connectors.stage import Stage
+from matching.normalise import id_columns, id_derived, normalise_names, phone, place_key, places_in
+
+RECORD_KEYS = ("source", "source_record_id")
+DEPARTMENT_STAGES = tuple(s.stage_name for s in ALL if s.name != "registry")
+
+
+def _keys(frame: pl.DataFrame) -> pl.DataFrame:
+    """Blocking and comparison columns derived from ``id18``/``id_prefix``/names."""
+    id_or_prefix = pl.coalesce(pl.col("id18"), pl.col("id_prefix"))
+    birth = id_or_prefix.str.slice(6, 8)
+    return frame.with_columns(
+        pl.when(birth.str.to_date("%Y%m%d", strict=False).is_not_null()).then(birth).alias("birth_text"),
+        pl.concat_str(pl.col("id18").str.slice(0, 6), pl.col("id18").str.slice(14, 3)).alias("id_area_seq"),
+        id_or_prefix.str.slice(0, 9).alias("id_prefix9"),
+    )
+
+
+def register_frame(persons: pl.DataFrame) -> pl.DataFrame:
+    """Staged register rows -> the right side of matching."""
+    frame = persons.select("person_id", "household_id", "id_number", "name", "sex", "township", "village",
+                           "phone", "relation")
+    frame = frame.with_columns(id_columns(pl.col("id_number"))).with_columns(id_derived())
+    frame = normalise_names(frame, "name")
+    frame = frame.with_columns(
+        place_key(pl.col("township")).alias("township_key"),
+        place_key(pl.col("village")).alias("village_key"),
+        phone(pl.col("phone")).alias("phone"),
+        pl.coalesce(pl.col("sex"), pl.col("id_sex")).alias("sex"),
+    )
+    return _keys(frame)
+
+
+def _source_records(source: Source, records: pl.DataFrame, townships: list[str], villages: list[str]) -> pl.DataFrame:
+    ident = source.identity
+    cols = {
+        "source": pl.lit(source.name),
+        "source_record_id": pl.col("source_record_id"),
+        "id_raw": pl.col(ident.id_number),
+        "name_raw": pl.col(ident.name),
+        "phone_raw": pl.col(ident.phone) if ident.phone else pl.lit(None, pl.String),
+        "sex_raw": (pl.col("sex").replace_strict({"1": "男", "2": "女"}, default=None)
+                    if "sex" in records.columns and source.table else pl.lit(None, pl.String)),
+    }
+    if ident.place == ("township", "village"):
+        cols["township_key"] = place_key(pl.col("township"))
+        cols["village_key"] = place_key(pl.col("village"))
+    elif ident.place:
+        text = pl.col(ident.place[0]).fill_null("")
+        cols["township_key"] = places_in(text, townships).list.first()
+        cols["village_key"] = places_in(text, villages).list.first()
+    else:
+        cols["township_key"] = pl.lit(None, pl.String)
+        cols["village_key"] = pl.lit(None, pl.String)
+    return records.select(**cols)
+
+
+def records_frame(stage: Stage, register: pl.DataFrame) -> pl.DataFrame:
+    """Every staged department record -> the left side of matching."""
+    townships = register["township_key"].drop_nulls().unique().to_list()
+    villages = register["village_key"].drop_nulls().unique().to_list()
+    frames = []
+    for stage_name in DEPARTMENT_STAGES:
+        records = stage.records(stage_name)
+        if records is not None and records.height:
+            frames.append(_source_records(BY_STAGE_NAME[stage_name], records, townships, villages))
+    if not frames:
+        return pl.DataFrame()
+    frame = pl.concat(frames, how="vertical_relaxed")
+    frame = frame.with_columns(id_columns(pl.col("id_raw"))).with_columns(id_derived())
+    frame = normalise_names(frame, "name_raw")
+    frame = frame.with_columns(
+        phone(pl.col("phone_raw")).alias("phone"),
+        pl.coalesce(pl.col("sex_raw"), pl.col("id_sex")).alias("sex"),
+    )
+    return _keys(frame)

@@ -1,0 +1,91 @@
+"""The matching model as data: comparisons with their levels, blocking rules,
+decision thresholds. One engine, several settings (the Chinese register, FEBRL4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from guardline.errors import GuardlineError
+
+SETTINGS = Path(__file__).with_name("settings")
+KINDS = ("id_number", "name", "string", "date", "exact", "place")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One field compared between a record (left) and a register person (right)."""
+
+    name: str
+    kind: str
+    column: str
+    tf: bool = False
+    pinyin: str | None = None  # name: the pinyin column
+    prefix: str | None = None  # id_number: the reliable-prefix column of mangled IDs
+    parent: str | None = None  # place: the enclosing place (township of a village)
+    thresholds: tuple[float, ...] = ()  # string: Jaro-Winkler bands
+    # Neutral (missing) where both sides have this column: a field read from the ID
+    # number says nothing the ID comparison has not said already.
+    unless: str | None = None
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """Level labels, best first; the last one is disagreement."""
+        if self.kind == "id_number":
+            return ("exact", "one edit", "prefix agrees", "disagree")
+        if self.kind == "name":
+            return ("exact", "same pinyin", "one character differs", "disagree")
+        if self.kind == "string":
+            return ("exact", *(f"jaro-winkler ≥ {t}" for t in self.thresholds), "disagree")
+        if self.kind == "date":
+            return ("exact", "one digit differs", "disagree")
+        if self.kind == "place":
+            return ("same village", "same township", "disagree")
+        return ("exact", "disagree")
+
+
+@dataclass(frozen=True)
+class BlockingRule:
+    columns: tuple[str, ...]
+    fast_path: bool = False
+    only_id_kinds: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return "+".join(self.columns)
+
+
+@dataclass(frozen=True)
+class Settings:
+    name: str
+    comparisons: tuple[Comparison, ...]
+    blocking: tuple[BlockingRule, ...]
+    max_block: int = 400
+    upper: float = 0.95
+    lower: float = 0.3
+    margin: float = 0.5
+    random_pairs: int = 300_000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> Settings:
+        """Settings by name (``china``, ``febrl4``) or from a YAML file."""
+        path = Path(name_or_path)
+        if not path.exists():
+            path = SETTINGS / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise GuardlineError(f"no matching settings {name_or_path!r}")
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        comparisons = []
+        for c in raw["comparisons"]:
+            if c["kind"] not in KINDS:
+                raise GuardlineError(f"{path.name}: comparison {c.get('name')!r} has unknown kind {c['kind']!r}")
+            comparisons.append(Comparison(**{**c, "thresholds": tuple(c.get("thresholds", ()))}))
+        blocking = tuple(BlockingRule(tuple(b["columns"]), b.get("fast_path", False),
+                                      tuple(b.get("only_id_kinds", ()))) for b in raw["blocking"])
+        t = raw.get("thresholds", {})
+        return cls(raw["name"], tuple(comparisons), blocking, raw.get("max_block", 400), t.get("upper", 0.95),
+                   t.get("lower", 0.3), t.get("margin", 0.5), raw.get("random_pairs", 300_000))
