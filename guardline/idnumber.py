@@ -134,7 +134,7 @@ def check_array(first17):  # pl.Series -> pl.Series
     out = np.full(len(s), None, dtype=object)
     if ok.any():
         raw = s.filter(pl.Series(ok)).str.join("").item().encode()
-        digits = (np.frombuffer(raw, dtype=np.uint8).reshape(-1, 17).astype(np.int16) - 48)
+        digits = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 17).astype(np.int16) - 48
         total = (digits * np.array(_WEIGHTS, dtype=np.int16)).sum(axis=1) % 11
         out[ok] = np.array(list(_CHECK))[total]
     return pl.Series(s.name, out, dtype=pl.String)

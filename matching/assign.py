@@ -22,19 +22,32 @@ def explanation(model: Model) -> pl.Expr:
     parts = []
     for c in model.settings.comparisons:
         label = pl.col(gamma_name(c)).replace_strict(
-            list(range(len(c.levels))) + [-1], [*c.levels, "missing"], return_dtype=pl.String)
-        parts.append(pl.format("{} {} {}", pl.lit(c.name), label,
-                               pl.col(f"w_{c.name}").round(1).cast(pl.String).str.replace(r"^(\d)", "+$1")))
-    return pl.concat_str([pl.concat_str(parts, separator=" · "), pl.lit(" → "),
-                          pl.col("match_probability").round(4).cast(pl.String)])
+            [*list(range(len(c.levels))), -1], [*c.levels, "missing"], return_dtype=pl.String
+        )
+        parts.append(
+            pl.format(
+                "{} {} {}",
+                pl.lit(c.name),
+                label,
+                pl.col(f"w_{c.name}").round(1).cast(pl.String).str.replace(r"^(\d)", "+$1"),
+            )
+        )
+    return pl.concat_str(
+        [
+            pl.concat_str(parts, separator=" · "),
+            pl.lit(" → "),
+            pl.col("match_probability").round(4).cast(pl.String),
+        ]
+    )
 
 
 def decide(scored: pl.DataFrame, model: Model, n_left: int) -> pl.DataFrame:
     """One row per left record: status, the chosen person (if any), probability, method,
     explanation, and for review the candidates."""
     s = model.settings
-    ranked = (scored.with_columns(explanation(model).alias("explanation"))
-              .sort([LI, "match_probability"], descending=[False, True]))
+    ranked = scored.with_columns(explanation(model).alias("explanation")).sort(
+        [LI, "match_probability"], descending=[False, True]
+    )
     best = ranked.group_by(LI, maintain_order=True).agg(
         pl.col(RI).first().alias("best"),
         pl.col("match_probability").first().alias("p_best"),
@@ -45,14 +58,20 @@ def decide(scored: pl.DataFrame, model: Model, n_left: int) -> pl.DataFrame:
     )
     clear = (pl.col("p_best") >= s.upper) & (pl.col("p_best") - pl.col("p_second") >= s.margin)
     decided = best.with_columns(
-        pl.when(clear).then(pl.lit("matched")).when(pl.col("p_best") >= s.lower).then(pl.lit("review"))
-        .otherwise(pl.lit("unmatched")).alias("match_status"),
+        pl.when(clear)
+        .then(pl.lit("matched"))
+        .when(pl.col("p_best") >= s.lower)
+        .then(pl.lit("review"))
+        .otherwise(pl.lit("unmatched"))
+        .alias("match_status"),
     ).with_columns(
         pl.when(pl.col("match_status") == "matched").then(pl.col("best")).alias(RI),
         pl.when(pl.col("match_status") == "matched")
         .then(pl.when(pl.col("fast_path")).then(pl.lit("exact id")).otherwise(pl.lit("probabilistic")))
-        .when(pl.col("match_status") == "review").then(pl.lit("needs review"))
-        .otherwise(pl.lit("no candidate above threshold")).alias("match_method"),
+        .when(pl.col("match_status") == "review")
+        .then(pl.lit("needs review"))
+        .otherwise(pl.lit("no candidate above threshold"))
+        .alias("match_method"),
         pl.col("p_best").alias("match_probability"),
     )
     every = pl.DataFrame({LI: pl.arange(0, n_left, eager=True, dtype=pl.UInt32)})

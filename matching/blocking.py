@@ -35,10 +35,7 @@ def candidates(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> B
         lsub = left.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in cols))
         if rule.only_id_kinds:
             lsub = lsub.filter(pl.col("id_kind").is_in(list(rule.only_id_kinds)))
-        if rule.fast_path:
-            lsub = lsub.filter(pl.col("id_valid"))
-        else:
-            lsub = lsub.join(settled, on=LI, how="anti")
+        lsub = lsub.filter(pl.col("id_valid")) if rule.fast_path else lsub.join(settled, on=LI, how="anti")
         rsub = right.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in cols))
         sizes = rsub.group_by(cols).len()
         big = sizes.filter(pl.col("len") > settings.max_block)
@@ -51,6 +48,10 @@ def candidates(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> B
         if rule.fast_path:
             settled = pairs.select(LI).unique()
         found.append(pairs)
-    all_pairs = pl.concat(found) if found else pl.DataFrame(schema={LI: pl.UInt32, RI: pl.UInt32, "fast_path": pl.Boolean})
+    all_pairs = (
+        pl.concat(found)
+        if found
+        else pl.DataFrame(schema={LI: pl.UInt32, RI: pl.UInt32, "fast_path": pl.Boolean})
+    )
     result.pairs = all_pairs.group_by(LI, RI).agg(pl.col("fast_path").any()).sort(LI, RI)
     return result

@@ -51,13 +51,19 @@ def levels(pairs: pl.DataFrame, c: Comparison) -> np.ndarray:
         prefix = pairs[f"{c.prefix}_l"] if c.prefix else pl.Series([None] * n, dtype=pl.String)
         p_null = prefix.is_null().to_numpy()
         d = _distance(left, right, DamerauLevenshtein.distance)
-        starts = right.str.starts_with(prefix.fill_null("\x00")).fill_null(False).to_numpy() if c.prefix else (
-            np.zeros(n, dtype=bool))
+        starts = (
+            right.str.starts_with(prefix.fill_null("\x00")).fill_null(False).to_numpy()
+            if c.prefix
+            else (np.zeros(n, dtype=bool))
+        )
         out[:] = np.where(equal, 0, np.where(~l_null & (d <= 1), 1, np.where(~p_null & starts, 2, 3)))
         missing = (l_null & p_null) | r_null
     elif c.kind == "name":
-        pin_equal = (pairs[f"{c.pinyin}_l"] == pairs[f"{c.pinyin}_r"]).fill_null(False).to_numpy() if c.pinyin \
+        pin_equal = (
+            (pairs[f"{c.pinyin}_l"] == pairs[f"{c.pinyin}_r"]).fill_null(False).to_numpy()
+            if c.pinyin
             else np.zeros(n, dtype=bool)
+        )
         d = _distance(left, right, Levenshtein.distance)
         long_enough = (left.str.len_chars().fill_null(0) >= 2).to_numpy()
         out[:] = np.where(equal, 0, np.where(pin_equal, 1, np.where((d <= 1) & long_enough, 2, 3)))
@@ -78,12 +84,13 @@ def levels(pairs: pl.DataFrame, c: Comparison) -> np.ndarray:
     else:  # pragma: no cover - Settings.load refuses unknown kinds
         raise ValueError(c.kind)
     if c.unless:
-        missing = missing | (pairs[f"{c.unless}_l"].is_not_null() & pairs[f"{c.unless}_r"].is_not_null()).to_numpy()
+        missing = (
+            missing | (pairs[f"{c.unless}_l"].is_not_null() & pairs[f"{c.unless}_r"].is_not_null()).to_numpy()
+        )
     out[missing] = MISSING
     return out
 
 
 def gammas(pairs: pl.DataFrame, comparisons: tuple[Comparison, ...]) -> pl.DataFrame:
     """The pairs with one level column per comparison."""
-    return pairs.with_columns(
-        pl.Series(gamma_name(c), levels(pairs, c), dtype=pl.Int8) for c in comparisons)
+    return pairs.with_columns(pl.Series(gamma_name(c), levels(pairs, c), dtype=pl.Int8) for c in comparisons)

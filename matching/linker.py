@@ -53,15 +53,17 @@ def link(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> LinkRes
     t = time.perf_counter()
     cols = compared_columns(settings)
     lcols = [c for c in cols if c in left.columns]
-    pairs = (blocking.pairs
-             .join(left.select(LI, *(pl.col(c).alias(f"{c}_l") for c in lcols)), on=LI, how="left")
-             .join(right.select(RI, *(pl.col(c).alias(f"{c}_r") for c in cols)), on=RI, how="left"))
+    pairs = blocking.pairs.join(
+        left.select(LI, *(pl.col(c).alias(f"{c}_l") for c in lcols)), on=LI, how="left"
+    ).join(right.select(RI, *(pl.col(c).alias(f"{c}_r") for c in cols)), on=RI, how="left")
     pairs = pairs.with_columns(pl.lit(None, pl.String).alias(f"{c}_l") for c in cols if c not in lcols)
     g = gammas(pairs, settings.comparisons)
     timings["comparison"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    sample_l = left.select(*(pl.col(c) if c in left.columns else pl.lit(None, pl.String).alias(c) for c in cols))
+    sample_l = left.select(
+        *(pl.col(c) if c in left.columns else pl.lit(None, pl.String).alias(c) for c in cols)
+    )
     u = estimate_u(sample_l, right.select(cols), settings)
     model = fit(g, settings, u)
     # EM's prior is the share of matches among candidate pairs; a decision needs the

@@ -34,8 +34,15 @@ class Model:
         rows = []
         for c in self.settings.comparisons:
             for i, label in enumerate(c.levels):
-                rows.append((c.name, label, float(self.m[c.name][i]), float(self.u[c.name][i]),
-                             float(np.log2(self.bayes_factors(c)[i]))))
+                rows.append(
+                    (
+                        c.name,
+                        label,
+                        float(self.m[c.name][i]),
+                        float(self.u[c.name][i]),
+                        float(np.log2(self.bayes_factors(c)[i])),
+                    )
+                )
         return pl.DataFrame(rows, schema=["comparison", "level", "m", "u", "weight"], orient="row")
 
 
@@ -47,19 +54,24 @@ def _level_shares(levels: np.ndarray, n_levels: int, weights: np.ndarray | None 
     return counts / counts.sum()
 
 
-def estimate_u(left: pl.DataFrame, right: pl.DataFrame, settings: Settings, seed: int = 7) -> dict[str, np.ndarray]:
+def estimate_u(
+    left: pl.DataFrame, right: pl.DataFrame, settings: Settings, seed: int = 7
+) -> dict[str, np.ndarray]:
     """u: how often each level occurs between a random record and a random person."""
     rng = np.random.default_rng(seed)
     n = settings.random_pairs
     li = rng.integers(0, left.height, n)
     ri = rng.integers(0, right.height, n)
-    pairs = pl.concat([left[li].rename(lambda c: f"{c}_l"), right[ri].rename(lambda c: f"{c}_r")], how="horizontal")
+    pairs = pl.concat(
+        [left[li].rename(lambda c: f"{c}_l"), right[ri].rename(lambda c: f"{c}_r")], how="horizontal"
+    )
     g = gammas(pairs, settings.comparisons)
     return {c.name: _level_shares(g[gamma_name(c)].to_numpy(), len(c.levels)) for c in settings.comparisons}
 
 
-def without_matches(u: dict[str, np.ndarray], m: dict[str, np.ndarray], prior: float,
-                    floor: float) -> dict[str, np.ndarray]:
+def without_matches(
+    u: dict[str, np.ndarray], m: dict[str, np.ndarray], prior: float, floor: float
+) -> dict[str, np.ndarray]:
     """u with the random pairs' own matches taken out.
 
     Random pairs include true matches at the rate ``prior``; for a near-unique field
@@ -79,9 +91,12 @@ def term_frequencies(right: pl.DataFrame, settings: Settings) -> dict[str, pl.Da
     out = {}
     for c in settings.comparisons:
         if c.tf:
-            out[c.name] = (right.group_by(c.column).len().drop_nulls()
-                           .select(pl.col(c.column).alias(f"{c.column}_l"),
-                                   (pl.col("len") / right.height).alias("__tf")))
+            out[c.name] = (
+                right.group_by(c.column)
+                .len()
+                .drop_nulls()
+                .select(pl.col(c.column).alias(f"{c.column}_l"), (pl.col("len") / right.height).alias("__tf"))
+            )
     return out
 
 
@@ -98,7 +113,9 @@ def fit(g: pl.DataFrame, settings: Settings, u: dict[str, np.ndarray], max_itera
         m[c.name] = init / init.sum()
     prior = 0.3
     model = Model(settings, m, u, prior)
-    for it in range(max_iterations):
+    iterations = 0
+    while iterations < max_iterations:
+        iterations += 1
         log_m = np.full(len(counts), np.log(prior))
         log_u = np.full(len(counts), np.log(1 - prior))
         for c in settings.comparisons:
@@ -108,12 +125,14 @@ def fit(g: pl.DataFrame, settings: Settings, u: dict[str, np.ndarray], max_itera
             log_u[ok] += np.log(np.clip(u[c.name][levels[ok]], EPS, 1))
         post = 1 / (1 + np.exp(np.clip(log_u - log_m, -700, 700)))
         new_prior = float((post * counts).sum() / counts.sum())
-        new_m = {c.name: _level_shares(lv[c.name], len(c.levels), post * counts) for c in settings.comparisons}
+        new_m = {
+            c.name: _level_shares(lv[c.name], len(c.levels), post * counts) for c in settings.comparisons
+        }
         delta = max(abs(new_prior - prior), *(float(np.abs(new_m[k] - m[k]).max()) for k in m))
         m, prior = new_m, new_prior
         if delta < 1e-6:
             break
-    model.m, model.prior, model.iterations = m, prior, it + 1
+    model.m, model.prior, model.iterations = m, prior, iterations
     return model
 
 
@@ -132,10 +151,16 @@ def score(g: pl.DataFrame, model: Model) -> pl.DataFrame:
         if c.name in model.term_frequency:
             tf = model.term_frequency[c.name]
             m_exact = max(float(model.m[c.name][0]), EPS)
-            out = (out.join(tf, on=f"{c.column}_l", how="left")
-                   .with_columns(pl.when((pl.col(gamma_name(c)) == 0) & pl.col("__tf").is_not_null())
-                                 .then((m_exact / pl.col("__tf").clip(lower_bound=EPS)).log(2))
-                                 .otherwise(pl.col(name)).alias(name)).drop("__tf"))
+            out = (
+                out.join(tf, on=f"{c.column}_l", how="left")
+                .with_columns(
+                    pl.when((pl.col(gamma_name(c)) == 0) & pl.col("__tf").is_not_null())
+                    .then((m_exact / pl.col("__tf").clip(lower_bound=EPS)).log(2))
+                    .otherwise(pl.col(name))
+                    .alias(name)
+                )
+                .drop("__tf")
+            )
         weight_cols.append(name)
     prior_weight = float(np.log2(model.prior / (1 - model.prior)))
     return out.with_columns(

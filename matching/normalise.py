@@ -19,10 +19,36 @@ DOTS = ["•", ".", "．", "・", "‧", "∙", "•"]
 SPACES = [" ", "\u3000", "\t", "\u00a0"]
 # Surnames whose reading differs from the character's everyday one (姓氏读音).
 SURNAME_READINGS = {
-    "曾": "zeng", "单": "shan", "解": "xie", "仇": "qiu", "区": "ou", "查": "zha", "朴": "piao",
-    "盖": "ge", "乐": "yue", "缪": "miao", "尉": "yu", "覃": "qin", "翟": "zhai", "秘": "bi", "种": "chong",
-    "纪": "ji", "繁": "po", "员": "yun", "哈": "ha", "召": "shao", "那": "na", "沈": "shen", "万": "wan",
-    "长": "zhang", "藏": "zang", "宁": "ning", "曲": "qu", "折": "she", "句": "gou", "蕃": "pi",
+    "曾": "zeng",
+    "单": "shan",
+    "解": "xie",
+    "仇": "qiu",
+    "区": "ou",
+    "查": "zha",
+    "朴": "piao",
+    "盖": "ge",
+    "乐": "yue",
+    "缪": "miao",
+    "尉": "yu",
+    "覃": "qin",
+    "翟": "zhai",
+    "秘": "bi",
+    "种": "chong",
+    "纪": "ji",
+    "繁": "po",
+    "员": "yun",
+    "哈": "ha",
+    "召": "shao",
+    "那": "na",
+    "沈": "shen",
+    "万": "wan",
+    "长": "zhang",
+    "藏": "zang",
+    "宁": "ning",
+    "曲": "qu",
+    "折": "she",
+    "句": "gou",
+    "蕃": "pi",
 }
 
 
@@ -48,20 +74,33 @@ def id_columns(raw: pl.Expr) -> list[pl.Expr]:
     valid_shape = idnumber.valid_expr(s, normalised=True)
     excel_cell = shaped18 & ~valid_shape & s.str.ends_with("000")
     kind = (
-        pl.when(s == "").then(pl.lit("empty"))
-        .when(sci.is_not_null()).then(pl.lit("excel"))
-        .when(valid_shape).then(pl.lit("valid"))
-        .when(excel_cell).then(pl.lit("excel"))
-        .when(shaped18).then(pl.lit("invalid"))
-        .when(legacy).then(pl.lit("legacy"))
-        .when(cert).then(pl.lit("certificate"))
+        pl.when(s == "")
+        .then(pl.lit("empty"))
+        .when(sci.is_not_null())
+        .then(pl.lit("excel"))
+        .when(valid_shape)
+        .then(pl.lit("valid"))
+        .when(excel_cell)
+        .then(pl.lit("excel"))
+        .when(shaped18)
+        .then(pl.lit("invalid"))
+        .when(legacy)
+        .then(pl.lit("legacy"))
+        .when(cert)
+        .then(pl.lit("certificate"))
         .otherwise(pl.lit("malformed"))
     )
     id18 = (
-        pl.when(kind.is_in(["valid", "invalid"])).then(s)
-        .when(kind == "legacy").then(pl.concat_str(first17_legacy, first17_legacy.map_batches(
-            idnumber.check_array, return_dtype=pl.String)))
-        .when(kind == "certificate").then(s.str.slice(0, 18))
+        pl.when(kind.is_in(["valid", "invalid"]))
+        .then(s)
+        .when(kind == "legacy")
+        .then(
+            pl.concat_str(
+                first17_legacy, first17_legacy.map_batches(idnumber.check_array, return_dtype=pl.String)
+            )
+        )
+        .when(kind == "certificate")
+        .then(s.str.slice(0, 18))
     )
     prefix = pl.when(sci.is_not_null()).then(excel_text).when(excel_cell).then(s.str.slice(0, 15))
     return [
@@ -77,8 +116,10 @@ def id_derived(id18: str = "id18") -> list[pl.Expr]:
     return [
         idnumber.valid_expr(col.fill_null(""), normalised=True).alias("id_valid"),
         col.str.slice(6, 8).str.to_date("%Y%m%d", strict=False).alias("birth_date"),
-        pl.when(col.str.slice(16, 1).cast(pl.Int32, strict=False) % 2 == 1).then(pl.lit("男"))
-        .when(col.str.slice(16, 1).cast(pl.Int32, strict=False).is_not_null()).then(pl.lit("女"))
+        pl.when(col.str.slice(16, 1).cast(pl.Int32, strict=False) % 2 == 1)
+        .then(pl.lit("男"))
+        .when(col.str.slice(16, 1).cast(pl.Int32, strict=False).is_not_null())
+        .then(pl.lit("女"))
         .alias("id_sex"),
     ]
 
@@ -112,21 +153,30 @@ def normalise_names(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     character's surname reading) for ``column``."""
     unique = frame.select(pl.col(column).alias("__name")).unique().drop_nulls()
     cleaned = unique.with_columns(
-        pl.col("__name").str.replace_many(SPACES + DOTS, [""] * len(SPACES) + ["·"] * len(DOTS)).alias("__clean"))
+        pl.col("__name")
+        .str.replace_many(SPACES + DOTS, [""] * len(SPACES) + ["·"] * len(DOTS))
+        .alias("__clean")
+    )
     simplified, readings, surname = char_tables(cleaned["__clean"].to_list())
     chars = pl.col("__clean").str.split("")
     out = cleaned.with_columns(
         chars.list.eval(pl.element().replace(simplified)).list.join("").alias("name_norm"),
     ).with_columns(pl.col("name_norm").str.replace_all("·", "", literal=True).alias("name_key"))
     key_chars = pl.col("name_key").str.split("")
-    out = out.with_columns(
-        pl.concat_list(
-            key_chars.list.first().replace(surname),
-            key_chars.list.slice(1).list.eval(pl.element().replace(readings)),
-        ).list.join("").alias("name_pinyin")
-    ).with_columns(
-        pl.col("name_key").str.slice(0, 1).replace(surname).alias("surname"),
-    ).select(pl.col("__name").alias(column), "name_norm", "name_key", "name_pinyin", "surname")
+    out = (
+        out.with_columns(
+            pl.concat_list(
+                key_chars.list.first().replace(surname),
+                key_chars.list.slice(1).list.eval(pl.element().replace(readings)),
+            )
+            .list.join("")
+            .alias("name_pinyin")
+        )
+        .with_columns(
+            pl.col("name_key").str.slice(0, 1).replace(surname).alias("surname"),
+        )
+        .select(pl.col("__name").alias(column), "name_norm", "name_key", "name_pinyin", "surname")
+    )
     return frame.join(out, on=column, how="left", nulls_equal=False)
 
 
@@ -143,7 +193,9 @@ def phone(raw: pl.Expr) -> pl.Expr:
 def place_key(raw: pl.Expr) -> pl.Expr:
     """A township or village name without its 镇/乡/村/社区 suffix (``双龙镇`` -> ``双龙``)."""
     s = raw.str.strip_chars()
-    return pl.when(s.str.len_chars() > 2).then(s.str.replace(r"(镇|乡|村|社区|街道|居委会)$", "")).otherwise(s)
+    return (
+        pl.when(s.str.len_chars() > 2).then(s.str.replace(r"(镇|乡|村|社区|街道|居委会)$", "")).otherwise(s)
+    )
 
 
 def places_in(text: pl.Expr, names: list[str]) -> pl.Expr:

@@ -27,8 +27,9 @@ def _keys(frame: pl.DataFrame) -> pl.DataFrame:
 
 def register_frame(persons: pl.DataFrame) -> pl.DataFrame:
     """Staged register rows -> the right side of matching."""
-    frame = persons.select("person_id", "household_id", "id_number", "name", "sex", "township", "village",
-                           "phone", "relation")
+    frame = persons.select(
+        "person_id", "household_id", "id_number", "name", "sex", "township", "village", "phone", "relation"
+    )
     frame = frame.with_columns(id_columns(pl.col("id_number"))).with_columns(id_derived())
     frame = normalise_names(frame, "name")
     frame = frame.with_columns(
@@ -40,7 +41,9 @@ def register_frame(persons: pl.DataFrame) -> pl.DataFrame:
     return _keys(frame)
 
 
-def _source_records(source: Source, records: pl.DataFrame, townships: list[str], villages: list[str]) -> pl.DataFrame:
+def _source_records(
+    source: Source, records: pl.DataFrame, townships: list[str], villages: list[str]
+) -> pl.DataFrame:
     ident = source.identity
     cols = {
         "source": pl.lit(source.name),
@@ -48,8 +51,11 @@ def _source_records(source: Source, records: pl.DataFrame, townships: list[str],
         "id_raw": pl.col(ident.id_number),
         "name_raw": pl.col(ident.name),
         "phone_raw": pl.col(ident.phone) if ident.phone else pl.lit(None, pl.String),
-        "sex_raw": (pl.col("sex").replace_strict({"1": "男", "2": "女"}, default=None)
-                    if "sex" in records.columns and source.table else pl.lit(None, pl.String)),
+        "sex_raw": (
+            pl.col("sex").replace_strict({"1": "男", "2": "女"}, default=None)
+            if "sex" in records.columns and source.table
+            else pl.lit(None, pl.String)
+        ),
     }
     if ident.place == ("township", "village"):
         cols["township_key"] = place_key(pl.col("township"))

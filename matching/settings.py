@@ -82,10 +82,22 @@ class Settings:
         comparisons = []
         for c in raw["comparisons"]:
             if c["kind"] not in KINDS:
-                raise GuardlineError(f"{path.name}: comparison {c.get('name')!r} has unknown kind {c['kind']!r}")
+                raise GuardlineError(
+                    f"{path.name}: comparison {c.get('name')!r} has unknown kind {c['kind']!r}"
+                )
             comparisons.append(Comparison(**{**c, "thresholds": tuple(c.get("thresholds", ()))}))
-        blocking = tuple(BlockingRule(tuple(b["columns"]), b.get("fast_path", False),
-                                      tuple(b.get("only_id_kinds", ()))) for b in raw["blocking"])
+        blocking = tuple(
+            BlockingRule(tuple(b["columns"]), b.get("fast_path", False), tuple(b.get("only_id_kinds", ())))
+            for b in raw["blocking"]
+        )
         t = raw.get("thresholds", {})
-        return cls(raw["name"], tuple(comparisons), blocking, raw.get("max_block", 400), t.get("upper", 0.95),
-                   t.get("lower", 0.3), t.get("margin", 0.5), raw.get("random_pairs", 300_000))
+        return cls(
+            raw["name"],
+            tuple(comparisons),
+            blocking,
+            raw.get("max_block", 400),
+            t.get("upper", 0.95),
+            t.get("lower", 0.3),
+            t.get("margin", 0.5),
+            raw.get("random_pairs", 300_000),
+        )

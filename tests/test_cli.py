@@ -46,11 +46,29 @@ def test_user_mistakes_are_one_line_and_exit_non_zero(tmp_path):
 
 
 def test_ingest_prints_the_account_of_every_source(tmp_path):
-    made = _guardline("generate", "--out", str(tmp_path), "--households", "60", "--seed", "4",
-                      "--as-of", "2026-11-27", "--register-format", "csv")
+    made = _guardline(
+        "generate",
+        "--out",
+        str(tmp_path),
+        "--households",
+        "60",
+        "--seed",
+        "4",
+        "--as-of",
+        "2026-11-27",
+        "--register-format",
+        "csv",
+    )
     assert made.returncode == 0, made.stderr
-    result = _guardline("ingest", "--inbox", str(tmp_path / "inbox"), "--as-of", "2026-11-27",
-                        "--stage", str(tmp_path / "stage"))
+    result = _guardline(
+        "ingest",
+        "--inbox",
+        str(tmp_path / "inbox"),
+        "--as-of",
+        "2026-11-27",
+        "--stage",
+        str(tmp_path / "stage"),
+    )
     assert result.returncode == 0, result.stderr
     for name in ("registry", "civil_affairs", "health_insurance", "emergency_management", "human_resources"):
         assert name in result.stdout

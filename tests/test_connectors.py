@@ -108,7 +108,11 @@ def test_clean_night_stages_the_register_and_every_source(clean_county, tmp_path
     for entry in manifest["sources"]:
         s = result[entry["source"]]
         assert all(f.balanced for f in s.files)
-        assert (s.total("rows_read"), s.total("duplicates"), s.records) == (entry["rows"], 0, entry["records"])
+        assert (s.total("rows_read"), s.total("duplicates"), s.records) == (
+            entry["rows"],
+            0,
+            entry["records"],
+        )
     register = Stage(tmp_path).records("registry")
     assert register.height == clean_county.persons
     assert register.schema["household_size"] == pl.Int64
