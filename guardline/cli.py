@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -135,6 +136,53 @@ def ingest(
     if unknown:
         raise GuardlineError(f"unknown source {', '.join(sorted(unknown))}: use {', '.join(DEPARTMENTS)}")
     _print_ingest(run(inbox, _as_of(as_of), stage, hr_url, reports, source))
+
+
+@app.command()
+def match(
+    stage: Annotated[Path, typer.Option(help="Staging folder written by `guardline ingest`.")] = Path("stage"),
+    settings: Annotated[str, typer.Option(help="Matching settings: china, or a YAML file.")] = "china",
+) -> None:
+    """Link every staged department record to a person and household of the register."""
+    from connectors.stage import Stage
+    from matching.run import match_stage
+
+    result = match_stage(Stage(stage), settings)
+    table = Table(title=f"Links: {result.links.height:,} records, {result.result.pairs_compared:,} pairs compared")
+    table.add_column("source")
+    for status in ("matched", "review", "unmatched"):
+        table.add_column(status, justify="right")
+    counts = result.links.group_by("source", "match_status").len()
+    for source in sorted(result.links["source"].unique()):
+        row = dict(counts.filter(pl.col("source") == source).select("match_status", "len").iter_rows())
+        table.add_row(source, *(f"{row.get(s, 0):,}" for s in ("matched", "review", "unmatched")))
+    console.print(table)
+    console.print("blocking: " + ", ".join(f"{k} {v:,}" for k, v in result.result.blocking.by_rule.items()))
+    console.print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+
+
+@app.command()
+def evaluate(
+    truth: Annotated[Path, typer.Option(help="A truth folder (links.csv), as `guardline generate` writes.")],
+    stage: Annotated[Path, typer.Option(help="Staging folder holding links.parquet.")] = Path("stage"),
+) -> None:
+    """Precision, recall and F1 of the links against a ground truth."""
+    from connectors.stage import Stage
+    from matching.evaluate import link_metrics, read_truth
+    from matching.run import staged_links
+
+    m = link_metrics(staged_links(Stage(stage)), read_truth(truth))
+    table = Table(title=f"Links against {truth}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for label, value in (("records", f"{m.records:,}"), ("in the register", f"{m.in_register:,}"),
+                         ("matched", f"{m.matched:,}"), ("precision", f"{m.precision:.4f}"),
+                         ("recall", f"{m.recall:.4f}"), ("F1", f"{m.f1:.4f}"),
+                         ("sent to review", f"{m.review:,} ({m.review_share:.2%})"),
+                         ("outside the register, linked", f"{m.outsiders_linked:,} of {m.outsiders:,} "
+                                                          f"({m.outsiders_linked_share:.2%})")):
+        table.add_row(label, value)
+    console.print(table)
 
 
 @app.command()

@@ -1,0 +1,93 @@
+"""Matching over the staging area: the step ``guardline match`` and the DAGs call.
+
+Reads the staged register and department records, links them with the Chinese
+settings and writes ``links.parquet`` beside them: one row per department record
+(source, source_record_id, person_id, household_id, match_status,
+match_probability, match_method, explanation, candidates for review).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from connectors.stage import Stage
+from guardline.errors import GuardlineError
+from matching.blocking import LI, RI
+from matching.linker import LinkResult, link
+from matching.prepare import records_frame, register_frame
+from matching.settings import Settings
+
+LINKS = "links.parquet"
+
+
+@dataclass
+class MatchResult:
+    links: pl.DataFrame
+    result: LinkResult
+    left: pl.DataFrame
+    right: pl.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.links.group_by("match_status").len().iter_rows())
+
+
+def _candidates_json(right: pl.DataFrame) -> pl.Expr:
+    """Review candidates as JSON a reviewer (and the review file) can read."""
+    return pl.col("candidates").map_elements(
+        lambda cands: json.dumps([
+            {"person_id": right["person_id"][c[RI]], "household_id": right["household_id"][c[RI]],
+             "probability": round(c["match_probability"], 4), "reasons": c["explanation"]}
+            for c in cands], ensure_ascii=False),
+        return_dtype=pl.String)
+
+
+def links_frame(decisions: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
+    """The decisions in the terms of OUTPUTS.md ``v_record_links`` (plus reasons)."""
+    people = right.with_row_index(RI).select(RI, "person_id", "household_id")
+    review = decisions.filter(pl.col("match_status") == "review")
+    review_json = review.select(LI, _candidates_json(right).alias("candidates_json")) if review.height else (
+        pl.DataFrame(schema={LI: pl.UInt32, "candidates_json": pl.String}))
+    return (decisions.join(left.with_row_index(LI).select(LI, "source", "source_record_id"), on=LI)
+            .join(people, on=RI, how="left")
+            .join(review_json, on=LI, how="left")
+            .select("source", "source_record_id", "person_id", "household_id", "match_status",
+                    pl.col("match_probability").round(6), "match_method", "explanation",
+                    pl.col("candidates_json").alias("candidates"))
+            .sort("source", "source_record_id"))
+
+
+def match_stage(stage: Stage, settings: str = "china") -> MatchResult:
+    """Link every staged department record to the staged register; write the links."""
+    timings = {}
+    t = time.perf_counter()
+    persons = stage.records("registry")
+    if persons is None or persons.height == 0:
+        raise GuardlineError("no register staged yet: run `guardline ingest` with a registry/ export first")
+    right = register_frame(persons)
+    left = records_frame(stage, right)
+    if left.height == 0:
+        raise GuardlineError("no department records staged yet: nothing to match")
+    timings["prepare"] = time.perf_counter() - t
+    result = link(left, right, Settings.load(settings))
+    timings.update(result.timings)
+    t = time.perf_counter()
+    links = links_frame(result.decisions, left, right)
+    path = stage.root / LINKS
+    tmp = path.with_suffix(".tmp")
+    links.write_parquet(tmp)
+    os.replace(tmp, path)
+    timings["write"] = time.perf_counter() - t
+    return MatchResult(links, result, left, right, timings)
+
+
+def staged_links(stage: Stage) -> pl.DataFrame:
+    path = stage.root / LINKS
+    if not path.exists():
+        raise GuardlineError(f"no links in {stage.root}: run `guardline match` first")
+    return pl.read_parquet(path)
