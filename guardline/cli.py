@@ -140,7 +140,9 @@ def ingest(
 
 @app.command()
 def match(
-    stage: Annotated[Path, typer.Option(help="Staging folder written by `guardline ingest`.")] = Path("stage"),
+    stage: Annotated[Path, typer.Option(help="Staging folder written by `guardline ingest`.")] = Path(
+        "stage"
+    ),
     settings: Annotated[str, typer.Option(help="Matching settings: china, or a YAML file.")] = "china",
 ) -> None:
     """Link every staged department record to a person and household of the register."""
@@ -148,7 +150,9 @@ def match(
     from matching.run import match_stage
 
     result = match_stage(Stage(stage), settings)
-    table = Table(title=f"Links: {result.links.height:,} records, {result.result.pairs_compared:,} pairs compared")
+    table = Table(
+        title=f"Links: {result.links.height:,} records, {result.result.pairs_compared:,} pairs compared"
+    )
     table.add_column("source")
     for status in ("matched", "review", "unmatched"):
         table.add_column(status, justify="right")
@@ -175,12 +179,19 @@ def evaluate(
     table = Table(title=f"Links against {truth}")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for label, value in (("records", f"{m.records:,}"), ("in the register", f"{m.in_register:,}"),
-                         ("matched", f"{m.matched:,}"), ("precision", f"{m.precision:.4f}"),
-                         ("recall", f"{m.recall:.4f}"), ("F1", f"{m.f1:.4f}"),
-                         ("sent to review", f"{m.review:,} ({m.review_share:.2%})"),
-                         ("outside the register, linked", f"{m.outsiders_linked:,} of {m.outsiders:,} "
-                                                          f"({m.outsiders_linked_share:.2%})")):
+    for label, value in (
+        ("records", f"{m.records:,}"),
+        ("in the register", f"{m.in_register:,}"),
+        ("matched", f"{m.matched:,}"),
+        ("precision", f"{m.precision:.4f}"),
+        ("recall", f"{m.recall:.4f}"),
+        ("F1", f"{m.f1:.4f}"),
+        ("sent to review", f"{m.review:,} ({m.review_share:.2%})"),
+        (
+            "outside the register, linked",
+            f"{m.outsiders_linked:,} of {m.outsiders:,} ({m.outsiders_linked_share:.2%})",
+        ),
+    ):
         table.add_row(label, value)
     console.print(table)
 

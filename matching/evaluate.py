@@ -54,8 +54,11 @@ def read_truth(folder: Path) -> pl.DataFrame:
 def link_metrics(links: pl.DataFrame, truth: pl.DataFrame) -> LinkMetrics:
     """Compare links with the truth, record by record (records missing from the links
     count as unmatched)."""
-    joined = truth.join(links.select("source", "source_record_id", "person_id", "match_status"),
-                        on=["source", "source_record_id"], how="left")
+    joined = truth.join(
+        links.select("source", "source_record_id", "person_id", "match_status"),
+        on=["source", "source_record_id"],
+        how="left",
+    )
     matched = joined.filter(pl.col("match_status") == "matched")
     outsiders = joined.filter(pl.col("true_person_id").is_null())
     return LinkMetrics(

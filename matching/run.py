@@ -40,26 +40,48 @@ class MatchResult:
 def _candidates_json(right: pl.DataFrame) -> pl.Expr:
     """Review candidates as JSON a reviewer (and the review file) can read."""
     return pl.col("candidates").map_elements(
-        lambda cands: json.dumps([
-            {"person_id": right["person_id"][c[RI]], "household_id": right["household_id"][c[RI]],
-             "probability": round(c["match_probability"], 4), "reasons": c["explanation"]}
-            for c in cands], ensure_ascii=False),
-        return_dtype=pl.String)
+        lambda cands: json.dumps(
+            [
+                {
+                    "person_id": right["person_id"][c[RI]],
+                    "household_id": right["household_id"][c[RI]],
+                    "probability": round(c["match_probability"], 4),
+                    "reasons": c["explanation"],
+                }
+                for c in cands
+            ],
+            ensure_ascii=False,
+        ),
+        return_dtype=pl.String,
+    )
 
 
 def links_frame(decisions: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
     """The decisions in the terms of OUTPUTS.md ``v_record_links`` (plus reasons)."""
     people = right.with_row_index(RI).select(RI, "person_id", "household_id")
     review = decisions.filter(pl.col("match_status") == "review")
-    review_json = review.select(LI, _candidates_json(right).alias("candidates_json")) if review.height else (
-        pl.DataFrame(schema={LI: pl.UInt32, "candidates_json": pl.String}))
-    return (decisions.join(left.with_row_index(LI).select(LI, "source", "source_record_id"), on=LI)
-            .join(people, on=RI, how="left")
-            .join(review_json, on=LI, how="left")
-            .select("source", "source_record_id", "person_id", "household_id", "match_status",
-                    pl.col("match_probability").round(6), "match_method", "explanation",
-                    pl.col("candidates_json").alias("candidates"))
-            .sort("source", "source_record_id"))
+    review_json = (
+        review.select(LI, _candidates_json(right).alias("candidates_json"))
+        if review.height
+        else (pl.DataFrame(schema={LI: pl.UInt32, "candidates_json": pl.String}))
+    )
+    return (
+        decisions.join(left.with_row_index(LI).select(LI, "source", "source_record_id"), on=LI)
+        .join(people, on=RI, how="left")
+        .join(review_json, on=LI, how="left")
+        .select(
+            "source",
+            "source_record_id",
+            "person_id",
+            "household_id",
+            "match_status",
+            pl.col("match_probability").round(6),
+            "match_method",
+            "explanation",
+            pl.col("candidates_json").alias("candidates"),
+        )
+        .sort("source", "source_record_id")
+    )
 
 
 def match_stage(stage: Stage, settings: str = "china") -> MatchResult:

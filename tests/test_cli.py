@@ -45,7 +45,7 @@ def test_user_mistakes_are_one_line_and_exit_non_zero(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_ingest_prints_the_account_of_every_source(tmp_path):
+def test_ingest_match_evaluate(tmp_path):
     made = _guardline(
         "generate",
         "--out",
@@ -73,5 +73,16 @@ def test_ingest_prints_the_account_of_every_source(tmp_path):
     for name in ("registry", "civil_affairs", "health_insurance", "emergency_management", "human_resources"):
         assert name in result.stdout
     assert "index.html" in result.stdout
+    matched = _guardline("match", "--stage", str(tmp_path / "stage"))
+    assert matched.returncode == 0, matched.stderr
+    assert "matched" in matched.stdout and "pairs compared" in matched.stdout
+    measured = _guardline("evaluate", "--truth", str(tmp_path / "truth"), "--stage", str(tmp_path / "stage"))
+    assert measured.returncode == 0, measured.stderr
+    assert "precision" in measured.stdout and "recall" in measured.stdout
     missing = _guardline("ingest", "--inbox", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "no inbox folder" in missing.stderr
+
+
+def test_match_without_a_stage_says_so(tmp_path):
+    result = _guardline("match", "--stage", str(tmp_path))
+    assert result.returncode == 2 and "no register staged" in result.stderr

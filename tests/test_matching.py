@@ -1,0 +1,191 @@
+"""Matching: every record to the right person and household, never forced."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import polars as pl
+import pytest
+
+from connectors.ingest import ingest
+from connectors.stage import Stage
+from guardline.errors import GuardlineError
+from matching.blocking import LI, RI
+from matching.evaluate import link_metrics, read_truth
+from matching.normalise import id_columns, id_derived, normalise_names, phone, place_key
+from matching.run import match_stage
+from matching.settings import Settings
+from tests.conftest import AS_OF
+
+
+def test_id_numbers_as_departments_mangle_them():
+    raw = [
+        "11010519491231002X",
+        " 110105194912310021",
+        "11010519491231002x",
+        None,
+        "'433124199003033458",
+        "４３３１２４１９９００３０３３４５８",
+        "433124650505123",
+        "43312419900303345812",
+        "4.33124199E+17",
+        "433124197605060000",
+        "",
+    ]
+    out = pl.DataFrame({"id": raw}).with_columns(id_columns(pl.col("id"))).with_columns(id_derived())
+    rows = out.rows(named=True)
+    assert [r["id_kind"] for r in rows] == [
+        "valid",
+        "invalid",
+        "valid",
+        "empty",
+        "valid",
+        "valid",
+        "legacy",
+        "certificate",
+        "excel",
+        "excel",
+        "empty",
+    ]
+    assert rows[2]["id18"] == "11010519491231002X"
+    assert rows[5]["id18"] == "433124199003033458"
+    assert rows[6]["id18"] == "433124196505051230" and rows[6]["id_valid"]
+    assert rows[7]["id18"] == "433124199003033458"
+    assert rows[8]["id_prefix"] == "433124199" and rows[8]["id18"] is None
+    assert rows[9]["id_prefix"] == "433124197605060"
+    assert rows[0]["birth_date"] == date(1949, 12, 31) and rows[0]["id_sex"] == "女"
+
+
+def test_names_compare_through_traditional_forms_dots_spaces_and_surname_readings():
+    names = pl.DataFrame(
+        {
+            "n": [
+                "張偉",
+                "张 伟",
+                "买买提.艾力",
+                "买买提艾力",
+                "买买提•艾力",
+                "曾国藩",
+                "增国藩",
+                "单田芳",
+                "\u3000王伟 ",
+            ]
+        }
+    )
+    out = {r["n"]: r for r in normalise_names(names, "n").iter_rows(named=True)}
+    assert out["張偉"]["name_key"] == out["张 伟"]["name_key"] == "张伟"
+    assert out["买买提.艾力"]["name_norm"] == out["买买提•艾力"]["name_norm"] == "买买提·艾力"
+    assert out["买买提.艾力"]["name_key"] == out["买买提艾力"]["name_key"]
+    assert out["曾国藩"]["name_pinyin"] == out["增国藩"]["name_pinyin"] == "zengguofan"
+    assert out["单田芳"]["surname"] == "shan"
+    assert out["\u3000王伟 "]["name_key"] == "王伟"
+
+
+def test_phones_and_places():
+    p = pl.DataFrame({"p": ["13800000000", "+86 138-0000-0000", "0743-1234567", None]})
+    assert p.select(phone(pl.col("p")))["p"].to_list() == ["13800000000", "13800000000", None, None]
+    v = pl.DataFrame({"v": ["双龙镇", "十八洞村", "十八洞", "新村", "长乐乡"]})
+    assert v.select(place_key(pl.col("v")))["v"].to_list() == ["双龙", "十八洞", "十八洞", "新村", "长乐"]
+
+
+def test_settings_are_data_and_wrong_ones_are_refused(tmp_path):
+    china = Settings.load("china")
+    assert [c.name for c in china.comparisons][:2] == ["证件号码", "姓名"]
+    assert china.blocking[0].fast_path
+    bad = tmp_path / "s.yaml"
+    bad.write_text(
+        "name: x\ncomparisons: [{name: a, kind: telepathy, column: a}]\nblocking: []\n", encoding="utf-8"
+    )
+    with pytest.raises(GuardlineError, match="telepathy"):
+        Settings.load(bad)
+
+
+@pytest.fixture(scope="module")
+def matched(county, tmp_path_factory):
+    stage = Stage(tmp_path_factory.mktemp("matchstage"))
+    ingest(county.out / "inbox", AS_OF, stage.root)
+    return county, stage, match_stage(stage)
+
+
+def test_links_reach_the_targets_on_the_synthetic_county(matched):
+    county, _, result = matched
+    m = link_metrics(result.links, read_truth(county.out / "truth"))
+    assert m.records == result.links.height
+    assert m.precision >= 0.995, m
+    assert m.recall >= 0.98, m
+    assert m.outsiders_linked_share <= 0.005, m
+    assert m.review_share <= 0.02, m
+
+
+def test_blocking_keeps_nearly_every_true_pair(matched):
+    county, _, result = matched
+    truth = read_truth(county.out / "truth").filter(pl.col("true_person_id").is_not_null())
+    left = result.left.with_row_index(LI).select(LI, "source", "source_record_id")
+    right = result.right.with_row_index(RI).select(RI, pl.col("person_id").alias("true_person_id"))
+    true_pairs = truth.join(left, on=["source", "source_record_id"]).join(right, on="true_person_id")
+    kept = true_pairs.join(result.result.blocking.pairs, on=[LI, RI], how="semi").height
+    assert kept / true_pairs.height >= 0.999, (kept, true_pairs.height)
+    assert result.result.pairs_compared < 3 * result.links.height, "near-linear: a few pairs per record"
+
+
+def test_one_person_per_record_and_never_a_namesake_from_outside(matched):
+    county, _, result = matched
+    links = result.links
+    assert links.select("source", "source_record_id").is_unique().all()
+    truth = read_truth(county.out / "truth")
+    register_names = set(result.right["name_key"])
+    outsiders = (
+        truth.filter(pl.col("true_person_id").is_null())
+        .join(result.left.select("source", "source_record_id", "name_key"), on=["source", "source_record_id"])
+        .filter(pl.col("name_key").is_in(register_names))
+    )
+    assert outsiders.height > 50, "the county has outsiders named like registered people"
+    linked = outsiders.join(links, on=["source", "source_record_id"]).filter(
+        pl.col("match_status") == "matched"
+    )
+    assert linked.height == 0
+
+
+def test_a_spouse_named_as_head_links_the_spouse_and_so_the_household(matched):
+    county, _, result = matched
+    defects = pl.read_csv(county.out / "truth" / "defects.csv", infer_schema=False)
+    spouse_rows = defects.filter(pl.col("defect") == "spouse_as_head").select("source", "source_record_id")
+    assert spouse_rows.height > 0
+    truth = read_truth(county.out / "truth")
+    got = (
+        spouse_rows.join(truth, on=["source", "source_record_id"])
+        .join(result.links, on=["source", "source_record_id"])
+        .filter(pl.col("match_status") == "matched")
+    )
+    assert got.height >= 0.9 * spouse_rows.height
+    persons = result.right.select("person_id", "relation", "household_id")
+    got = got.join(persons, on="person_id")
+    assert (got["person_id"] == got["true_person_id"]).all()
+    assert set(got["relation"]) == {"配偶"}
+
+
+def test_every_decision_explains_itself(matched):
+    _, _, result = matched
+    links = result.links
+    for row in links.filter(pl.col("match_status") == "matched").head(200).iter_rows(named=True):
+        for field in ("证件号码", "姓名", "村", "电话"):
+            assert field in row["explanation"]
+    review = links.filter(pl.col("match_status") == "review")
+    assert review.height > 0
+    for row in review.head(50).iter_rows(named=True):
+        candidates = json.loads(row["candidates"])
+        assert 1 <= len(candidates) <= 3
+        assert {"person_id", "household_id", "probability", "reasons"} <= set(candidates[0])
+    assert set(links["match_method"]) >= {"exact id", "probabilistic", "needs review"}
+
+
+def test_matching_is_repeatable(matched):
+    _, stage, result = matched
+    again = match_stage(stage)
+    assert again.links.equals(result.links)
+
+
+def test_matching_needs_a_register(tmp_path):
+    with pytest.raises(GuardlineError, match="no register staged"):
+        match_stage(Stage(tmp_path))
