@@ -35,6 +35,8 @@ def candidates(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> B
         lsub = left.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in cols))
         if rule.only_id_kinds:
             lsub = lsub.filter(pl.col("id_kind").is_in(list(rule.only_id_kinds)))
+        if rule.only_without:
+            lsub = lsub.filter(pl.all_horizontal(pl.col(c).is_null() for c in rule.only_without))
         lsub = lsub.filter(pl.col("id_valid")) if rule.fast_path else lsub.join(settled, on=LI, how="anti")
         rsub = right.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in cols))
         sizes = rsub.group_by(cols).len()

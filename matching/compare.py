@@ -76,6 +76,14 @@ def levels(pairs: pl.DataFrame, c: Comparison) -> np.ndarray:
         level[equal] = 0
         out[:] = level
         missing = l_null | r_null
+    elif c.kind == "edits":
+        d = _distance(left, right, DamerauLevenshtein.distance)
+        level = np.full(n, len(c.thresholds) + 1, dtype=np.int8)
+        for i, t in reversed(list(enumerate(c.thresholds))):
+            level[d <= t] = i + 1
+        level[equal] = 0
+        out[:] = level
+        missing = l_null | r_null
     elif c.kind == "place":
         parent_l, parent_r = pairs[f"{c.parent}_l"], pairs[f"{c.parent}_r"]
         parent_equal = (parent_l == parent_r).fill_null(False).to_numpy()

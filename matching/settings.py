@@ -12,7 +12,7 @@ import yaml
 from guardline.errors import GuardlineError
 
 SETTINGS = Path(__file__).with_name("settings")
-KINDS = ("id_number", "name", "string", "date", "exact", "place")
+KINDS = ("id_number", "name", "string", "edits", "date", "exact", "place")
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Comparison:
     pinyin: str | None = None  # name: the pinyin column
     prefix: str | None = None  # id_number: the reliable-prefix column of mangled IDs
     parent: str | None = None  # place: the enclosing place (township of a village)
-    thresholds: tuple[float, ...] = ()  # string: Jaro-Winkler bands
+    thresholds: tuple[float, ...] = ()  # string: Jaro-Winkler bands; edits: distances
     # Neutral (missing) where both sides have this column: a field read from the ID
     # number says nothing the ID comparison has not said already.
     unless: str | None = None
@@ -40,6 +40,8 @@ class Comparison:
             return ("exact", "same pinyin", "one character differs", "disagree")
         if self.kind == "string":
             return ("exact", *(f"jaro-winkler ≥ {t}" for t in self.thresholds), "disagree")
+        if self.kind == "edits":
+            return ("exact", *(f"≤ {int(t)} edits" for t in self.thresholds), "disagree")
         if self.kind == "date":
             return ("exact", "one digit differs", "disagree")
         if self.kind == "place":
@@ -52,6 +54,7 @@ class BlockingRule:
     columns: tuple[str, ...]
     fast_path: bool = False
     only_id_kinds: tuple[str, ...] = ()
+    only_without: tuple[str, ...] = ()  # only records that lack all of these (e.g. any place)
 
     @property
     def label(self) -> str:
@@ -87,7 +90,12 @@ class Settings:
                 )
             comparisons.append(Comparison(**{**c, "thresholds": tuple(c.get("thresholds", ()))}))
         blocking = tuple(
-            BlockingRule(tuple(b["columns"]), b.get("fast_path", False), tuple(b.get("only_id_kinds", ())))
+            BlockingRule(
+                tuple(b["columns"]),
+                b.get("fast_path", False),
+                tuple(b.get("only_id_kinds", ())),
+                tuple(b.get("only_without", ())),
+            )
             for b in raw["blocking"]
         )
         t = raw.get("thresholds", {})
