@@ -20,6 +20,8 @@ test: setup
 	$(UV) run ruff check .
 	$(UV) run pytest
 
-bench: setup
-	$(UV) run python bench/generate_bench.py
-	$(UV) run python bench/ingest_bench.py
+bench: $(UV)
+	$(UV) sync --frozen --group bench
+	$(UV) run --no-sync python bench/generate_bench.py
+	$(UV) run --no-sync python bench/ingest_bench.py
+	$(UV) run --no-sync python bench/matching_bench.py
