@@ -1,0 +1,80 @@
+"""Rules over the staging area for one night: features, flags with their lifecycle,
+exit candidates, written under ``stage/flags/``, ``stage/exit/``, ``stage/features/``.
+The step ``guardline flag`` and the DAGs call."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from connectors.stage import Stage
+from guardline.errors import GuardlineError
+from rules.catalogue import Catalogue
+from rules.engine import evaluate, exit_candidates
+from rules.features import Inputs, feature_table
+from rules.lifecycle import lifecycle
+
+
+@dataclass
+class FlagResult:
+    as_of: date
+    flags: pl.DataFrame  # new, continuing and resolved flags of the night
+    exits: pl.DataFrame
+    features: pl.DataFrame
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        return {(r, s): n for r, s, n in self.flags.group_by("rule_id", "status").len().iter_rows()}
+
+
+def inputs_from(records: dict[str, pl.DataFrame | None], links: pl.DataFrame) -> Inputs:
+    """Feature inputs from staged (or freshly read) records keyed by stage name."""
+    register = records.get("registry")
+    if register is None or register.height == 0:
+        raise GuardlineError("no register staged yet: run `guardline ingest` with a registry/ export first")
+    return Inputs(register=register, links=links, health=records.get("health_insurance"),
+                  civil=records.get("civil_affairs"), disaster=records.get("emergency_management"),
+                  employment=records.get("human_resources.rs_employment_event"),
+                  contributions=records.get("human_resources.rs_contribution_month"))
+
+
+def compute(inputs: Inputs, as_of: date, catalogue: Catalogue | None = None) -> tuple[pl.DataFrame, pl.DataFrame,
+                                                                                      pl.DataFrame]:
+    """(features, fired flags, exit candidates) of one night: pure."""
+    catalogue = catalogue or Catalogue.load()
+    features = feature_table(inputs, as_of)
+    flags = evaluate(features, catalogue, as_of)
+    return features, flags, exit_candidates(features, flags, catalogue, as_of)
+
+
+def _write(frame: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    frame.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def previous_run(stage: Stage, as_of: date) -> pl.DataFrame | None:
+    """The flags of the latest run before ``as_of``."""
+    folder = stage.root / "flags"
+    earlier = sorted(p for p in folder.glob("*.parquet") if date.fromisoformat(p.stem) < as_of) if folder.exists() \
+        else []
+    return pl.read_parquet(earlier[-1]) if earlier else None
+
+
+def flag_stage(stage: Stage, as_of: date, catalogue: Catalogue | None = None) -> FlagResult:
+    """Features, flags and exit candidates for the night ``as_of``, kept by date."""
+    from matching.run import staged_links
+
+    names = ("registry", "health_insurance", "civil_affairs", "emergency_management",
+             "human_resources.rs_employment_event", "human_resources.rs_contribution_month")
+    inputs = inputs_from({n: stage.records(n) for n in names}, staged_links(stage))
+    features, fired, exits = compute(inputs, as_of, catalogue)
+    flags = lifecycle(fired, previous_run(stage, as_of), as_of)
+    _write(flags, stage.root / "flags" / f"{as_of.isoformat()}.parquet")
+    _write(exits, stage.root / "exit" / f"{as_of.isoformat()}.parquet")
+    _write(features, stage.root / "features" / f"{as_of.isoformat()}.parquet")
+    return FlagResult(as_of, flags, exits, features)
