@@ -408,3 +408,27 @@ def ingest(
         else:
             results.append(ingest_exchange(url, as_of, stage, validator))
     return IngestResult(as_of, results, validator.build_docs())
+
+
+def read_inbox(inbox: Path, as_of: date, hr_url: str | None = None) -> dict[str, pl.DataFrame]:
+    """Every usable record of an inbox, latest version per key, as one night's staging
+    would hold it — without validation, stage or ledger. The generator's ground truth
+    (truth/flags.csv) reads its own deliveries through this."""
+    out: dict[str, pl.DataFrame] = {}
+    for source in FILE_SOURCES:
+        frames = [canonicalize(source, read_file(source, p, p.relative_to(inbox).as_posix())).good
+                  for p in _list_files(source, inbox, as_of)]
+        if frames:
+            out[source.stage_name] = _latest(source, pl.concat(frames, how="vertical_relaxed"))
+    url = hr_url or default_hr_url(inbox)
+    if url is not None:
+        for table in DATABASE_SOURCES:
+            good = canonicalize(table, human_resources.pull(table, url, human_resources.Watermark())).good
+            out[table.stage_name] = _latest(table, good)
+    return out
+
+
+def _latest(source: Source, rows: pl.DataFrame) -> pl.DataFrame:
+    ignored = {"source", "source_record_id", "file", "row", *(c.name for c in source.columns if not c.compared)}
+    return merge_versions(None, rows.with_columns(pl.col("row").cast(pl.Int64)),
+                          [c for c in rows.columns if c not in ignored]).records

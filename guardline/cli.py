@@ -166,32 +166,65 @@ def match(
 
 
 @app.command()
-def evaluate(
-    truth: Annotated[Path, typer.Option(help="A truth folder (links.csv), as `guardline generate` writes.")],
-    stage: Annotated[Path, typer.Option(help="Staging folder holding links.parquet.")] = Path("stage"),
+def flag(
+    stage: Annotated[Path, typer.Option(help="Staging folder with records and links.")] = Path("stage"),
+    as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
+    catalogue: Annotated[Path | None, typer.Option(help="Rule catalogue (default rules/catalogue.yaml).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Local thresholds (default rules/config.yaml).")] = None,
 ) -> None:
-    """Precision, recall and F1 of the links against a ground truth."""
+    """Check the rules for every household as of D: flags with evidence, and exit candidates."""
+    from connectors.stage import Stage
+    from rules.catalogue import Catalogue
+    from rules.run import flag_stage
+
+    result = flag_stage(Stage(stage), _as_of(as_of), Catalogue.load(catalogue, config))
+    table = Table(title=f"Flags as of {result.as_of}")
+    for col in ("rule", "new", "continuing", "resolved"):
+        table.add_column(col, justify="left" if col == "rule" else "right")
+    counts = result.counts()
+    for rule in sorted({r for r, _ in counts}):
+        table.add_row(rule, *(f"{counts.get((rule, s), 0):,}" for s in ("new", "continuing", "resolved")))
+    console.print(table)
+    households = result.flags.filter(pl.col("status") != "resolved")["household_id"].n_unique()
+    console.print(f"{households:,} households to visit; {result.exits.height:,} exit candidates")
+
+
+@app.command()
+def evaluate(
+    truth: Annotated[Path, typer.Option(help="A truth folder (links.csv, flags.csv), as `guardline generate` writes.")],
+    stage: Annotated[Path, typer.Option(help="Staging folder holding links.parquet and flags/.")] = Path("stage"),
+) -> None:
+    """Precision, recall and F1 of the links, and of the flags, against a ground truth."""
+    import json
+
     from connectors.stage import Stage
     from matching.evaluate import link_metrics, read_truth
     from matching.run import staged_links
+    from rules.evaluate import flag_metrics
 
-    m = link_metrics(staged_links(Stage(stage)), read_truth(truth))
-    table = Table(title=f"Links against {truth}")
+    st = Stage(stage)
+    m = link_metrics(staged_links(st), read_truth(truth))
+    table = Table(title=f"Against {truth}")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for label, value in (
-        ("records", f"{m.records:,}"),
-        ("in the register", f"{m.in_register:,}"),
-        ("matched", f"{m.matched:,}"),
-        ("precision", f"{m.precision:.4f}"),
-        ("recall", f"{m.recall:.4f}"),
-        ("F1", f"{m.f1:.4f}"),
-        ("sent to review", f"{m.review:,} ({m.review_share:.2%})"),
-        (
-            "outside the register, linked",
-            f"{m.outsiders_linked:,} of {m.outsiders:,} ({m.outsiders_linked_share:.2%})",
-        ),
-    ):
+    rows = [("records", f"{m.records:,}"), ("in the register", f"{m.in_register:,}"),
+            ("matched", f"{m.matched:,}"), ("link precision", f"{m.precision:.4f}"),
+            ("link recall", f"{m.recall:.4f}"), ("link F1", f"{m.f1:.4f}"),
+            ("sent to review", f"{m.review:,} ({m.review_share:.2%})"),
+            ("outside the register, linked", f"{m.outsiders_linked:,} of {m.outsiders:,} "
+                                             f"({m.outsiders_linked_share:.2%})")]
+    manifest = truth / "manifest.json"
+    flags_file = truth / "flags.csv"
+    if manifest.exists() and flags_file.exists():
+        as_of = json.loads(manifest.read_text(encoding="utf-8"))["as_of"]
+        ours = st.root / "flags" / f"{as_of}.parquet"
+        if ours.exists():
+            f = flag_metrics(pl.read_parquet(ours), pl.read_csv(flags_file, infer_schema=False))
+            rows += [("flags expected", f"{f.expected:,}"), ("flags raised", f"{f.flagged:,}"),
+                     ("flag precision", f"{f.precision:.4f}"), ("flag recall", f"{f.recall:.4f}")]
+        else:
+            rows.append(("flags", f"none for {as_of}: run `guardline flag --as-of {as_of}`"))
+    for label, value in rows:
         table.add_row(label, value)
     console.print(table)
 

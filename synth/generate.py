@@ -193,6 +193,7 @@ def generate(
     person_of = {r["_uid"]: r["_person_id"] for r in health + civil + disasters + hr_events}
     person_of.update(zip(contributions["_uid"], contributions["_person_id"], strict=True))
     _write_truth(world, delivered, person_of, truth, summary, register_file, seed, noise)
+    _write_truth_flags(inbox, truth, as_of)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -628,3 +629,18 @@ def _write_truth(
     (folder / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
+
+
+def _write_truth_flags(inbox: Path, truth: Path, as_of: date) -> None:
+    """truth/flags.csv: the flags the rules engine raises on the true links."""
+    from connectors.ingest import read_inbox
+    from rules.run import compute, inputs_from
+
+    records = read_inbox(inbox, as_of)
+    people = records["registry"].select("person_id", "household_id")
+    links = (pl.read_csv(truth / "links.csv", infer_schema=False)
+             .join(people, on="person_id", how="left")
+             .with_columns(pl.when(pl.col("person_id").is_not_null()).then(pl.lit("matched"))
+                           .otherwise(pl.lit("unmatched")).alias("match_status")))
+    _, flags, _ = compute(inputs_from(records, links), as_of)
+    flags.select("household_id", "rule_id").sort("household_id", "rule_id").write_csv(truth / "flags.csv")
