@@ -416,8 +416,10 @@ def read_inbox(inbox: Path, as_of: date, hr_url: str | None = None) -> dict[str,
     (truth/flags.csv) reads its own deliveries through this."""
     out: dict[str, pl.DataFrame] = {}
     for source in FILE_SOURCES:
-        frames = [canonicalize(source, read_file(source, p, p.relative_to(inbox).as_posix())).good
-                  for p in _list_files(source, inbox, as_of)]
+        frames = [
+            canonicalize(source, read_file(source, p, p.relative_to(inbox).as_posix())).good
+            for p in _list_files(source, inbox, as_of)
+        ]
         if frames:
             out[source.stage_name] = _latest(source, pl.concat(frames, how="vertical_relaxed"))
     url = hr_url or default_hr_url(inbox)
@@ -429,6 +431,13 @@ def read_inbox(inbox: Path, as_of: date, hr_url: str | None = None) -> dict[str,
 
 
 def _latest(source: Source, rows: pl.DataFrame) -> pl.DataFrame:
-    ignored = {"source", "source_record_id", "file", "row", *(c.name for c in source.columns if not c.compared)}
-    return merge_versions(None, rows.with_columns(pl.col("row").cast(pl.Int64)),
-                          [c for c in rows.columns if c not in ignored]).records
+    ignored = {
+        "source",
+        "source_record_id",
+        "file",
+        "row",
+        *(c.name for c in source.columns if not c.compared),
+    }
+    return merge_versions(
+        None, rows.with_columns(pl.col("row").cast(pl.Int64)), [c for c in rows.columns if c not in ignored]
+    ).records

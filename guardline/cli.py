@@ -169,7 +169,9 @@ def match(
 def flag(
     stage: Annotated[Path, typer.Option(help="Staging folder with records and links.")] = Path("stage"),
     as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
-    catalogue: Annotated[Path | None, typer.Option(help="Rule catalogue (default rules/catalogue.yaml).")] = None,
+    catalogue: Annotated[
+        Path | None, typer.Option(help="Rule catalogue (default rules/catalogue.yaml).")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="Local thresholds (default rules/config.yaml).")] = None,
 ) -> None:
     """Check the rules for every household as of D: flags with evidence, and exit candidates."""
@@ -191,8 +193,12 @@ def flag(
 
 @app.command()
 def evaluate(
-    truth: Annotated[Path, typer.Option(help="A truth folder (links.csv, flags.csv), as `guardline generate` writes.")],
-    stage: Annotated[Path, typer.Option(help="Staging folder holding links.parquet and flags/.")] = Path("stage"),
+    truth: Annotated[
+        Path, typer.Option(help="A truth folder (links.csv, flags.csv), as `guardline generate` writes.")
+    ],
+    stage: Annotated[Path, typer.Option(help="Staging folder holding links.parquet and flags/.")] = Path(
+        "stage"
+    ),
 ) -> None:
     """Precision, recall and F1 of the links, and of the flags, against a ground truth."""
     import json
@@ -207,12 +213,19 @@ def evaluate(
     table = Table(title=f"Against {truth}")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    rows = [("records", f"{m.records:,}"), ("in the register", f"{m.in_register:,}"),
-            ("matched", f"{m.matched:,}"), ("link precision", f"{m.precision:.4f}"),
-            ("link recall", f"{m.recall:.4f}"), ("link F1", f"{m.f1:.4f}"),
-            ("sent to review", f"{m.review:,} ({m.review_share:.2%})"),
-            ("outside the register, linked", f"{m.outsiders_linked:,} of {m.outsiders:,} "
-                                             f"({m.outsiders_linked_share:.2%})")]
+    rows = [
+        ("records", f"{m.records:,}"),
+        ("in the register", f"{m.in_register:,}"),
+        ("matched", f"{m.matched:,}"),
+        ("link precision", f"{m.precision:.4f}"),
+        ("link recall", f"{m.recall:.4f}"),
+        ("link F1", f"{m.f1:.4f}"),
+        ("sent to review", f"{m.review:,} ({m.review_share:.2%})"),
+        (
+            "outside the register, linked",
+            f"{m.outsiders_linked:,} of {m.outsiders:,} ({m.outsiders_linked_share:.2%})",
+        ),
+    ]
     manifest = truth / "manifest.json"
     flags_file = truth / "flags.csv"
     if manifest.exists() and flags_file.exists():
@@ -220,8 +233,12 @@ def evaluate(
         ours = st.root / "flags" / f"{as_of}.parquet"
         if ours.exists():
             f = flag_metrics(pl.read_parquet(ours), pl.read_csv(flags_file, infer_schema=False))
-            rows += [("flags expected", f"{f.expected:,}"), ("flags raised", f"{f.flagged:,}"),
-                     ("flag precision", f"{f.precision:.4f}"), ("flag recall", f"{f.recall:.4f}")]
+            rows += [
+                ("flags expected", f"{f.expected:,}"),
+                ("flags raised", f"{f.flagged:,}"),
+                ("flag precision", f"{f.precision:.4f}"),
+                ("flag recall", f"{f.recall:.4f}"),
+            ]
         else:
             rows.append(("flags", f"none for {as_of}: run `guardline flag --as-of {as_of}`"))
     for label, value in rows:

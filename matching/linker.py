@@ -15,7 +15,7 @@ import polars as pl
 from matching.assign import decide
 from matching.blocking import LI, RI, Blocking, candidates
 from matching.compare import gammas
-from matching.model import Model, estimate_u, fit, score, term_frequencies, without_matches
+from matching.model import Model, estimate_u, fit, prefix_shares, score, term_frequencies, without_matches
 from matching.settings import Settings
 
 
@@ -75,6 +75,7 @@ def link(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> LinkRes
     model = fit(g, settings, u)
     model.prior = min(model.prior * max(g.height, 1) / (left.height * right.height), 0.5)
     model.term_frequency = term_frequencies(right, settings)
+    model.prefix_share = prefix_shares(left, right, settings)
     scored = score(g, model)
     timings["model"] = time.perf_counter() - t
 

@@ -24,6 +24,7 @@ class Model:
     u: dict[str, np.ndarray] = field(default_factory=dict)
     prior: float = 0.5
     term_frequency: dict[str, pl.DataFrame] = field(default_factory=dict)
+    prefix_share: dict[str, pl.DataFrame] = field(default_factory=dict)
     iterations: int = 0
 
     def bayes_factors(self, c: Comparison) -> np.ndarray:
@@ -100,6 +101,30 @@ def term_frequencies(right: pl.DataFrame, settings: Settings) -> dict[str, pl.Da
     return out
 
 
+def prefix_shares(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> dict[str, pl.DataFrame]:
+    """For ID comparisons with a prefix column: the share of register persons whose ID
+    starts with each prefix that occurs among the records."""
+    out = {}
+    for c in settings.comparisons:
+        if c.kind != "id_number" or not c.prefix or c.prefix not in left.columns:
+            continue
+        prefixes = left.select(pl.col(c.prefix).alias(f"{c.prefix}_l")).drop_nulls().unique()
+        if prefixes.height == 0:
+            continue
+        lengths = prefixes[f"{c.prefix}_l"].str.len_chars().unique().to_list()
+        shares = [
+            right.select(pl.col(c.column).str.slice(0, n).alias(f"{c.prefix}_l"))
+            .drop_nulls()
+            .group_by(f"{c.prefix}_l")
+            .len()
+            for n in lengths
+        ]
+        out[c.name] = prefixes.join(pl.concat(shares), on=f"{c.prefix}_l", how="left").select(
+            f"{c.prefix}_l", (pl.col("len").fill_null(0) / right.height).alias("__share")
+        )
+    return out
+
+
 def fit(g: pl.DataFrame, settings: Settings, u: dict[str, np.ndarray], max_iterations: int = 100) -> Model:
     """EM for m and the prior on the candidate pairs' agreement patterns, u fixed."""
     cols = [gamma_name(c) for c in settings.comparisons]
@@ -160,6 +185,25 @@ def score(g: pl.DataFrame, model: Model) -> pl.DataFrame:
                     .alias(name)
                 )
                 .drop("__tf")
+            )
+        if c.name in model.prefix_share:
+            # A record that has only the prefix of its ID (an Excel-mangled number): given
+            # that, its true person's ID always starts with it, and a random person's does
+            # as often as register IDs share that prefix.
+            share = model.prefix_share[c.name]
+            floor = 1 / max(model.settings.random_pairs, 1)
+            only_prefix = pl.col(f"{c.column}_l").is_null() & pl.col(f"{c.prefix}_l").is_not_null()
+            out = (
+                out.join(share, on=f"{c.prefix}_l", how="left")
+                .with_columns(
+                    pl.when(only_prefix & (pl.col(gamma_name(c)) == 2))
+                    .then((1 / pl.col("__share").clip(lower_bound=floor)).log(2))
+                    .when(only_prefix & (pl.col(gamma_name(c)) == 3))
+                    .then((EPS / (1 - pl.col("__share")).clip(lower_bound=EPS)).log(2))
+                    .otherwise(pl.col(name))
+                    .alias(name)
+                )
+                .drop("__share")
             )
         weight_cols.append(name)
     prior_weight = float(np.log2(model.prior / (1 - model.prior)))

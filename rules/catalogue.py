@@ -58,9 +58,19 @@ class Catalogue:
             missing = [k for k in ("id", "name", "condition", "severity", "assistance") if k not in r]
             if missing:
                 raise GuardlineError(f"rule {rid}: missing {', '.join(missing)}")
-            rules.append(Rule(r["id"], r["name"], r["condition"], r["severity"], r["assistance"],
-                              dict(r.get("thresholds") or {}), tuple(r.get("evidence") or ()), r.get("records"),
-                              r.get("sentence", "")))
+            rules.append(
+                Rule(
+                    r["id"],
+                    r["name"],
+                    r["condition"],
+                    r["severity"],
+                    r["assistance"],
+                    dict(r.get("thresholds") or {}),
+                    tuple(r.get("evidence") or ()),
+                    r.get("records"),
+                    r.get("sentence", ""),
+                )
+            )
         out = cls(parameters, tuple(rules), int((raw.get("exit") or {}).get("months", 6)), cfg)
         out.check()
         return out
@@ -69,21 +79,30 @@ class Catalogue:
         known = set(FEATURES) | set(self.parameters)
         for rule in self.rules:
             names = known | set(rule.thresholds)
-            for label, expression in (*((f"threshold {k}", v) for k, v in rule.thresholds.items()),
-                                      ("condition", rule.condition), ("severity", rule.severity),
-                                      ("assistance", rule.assistance)):
+            for label, expression in (
+                *((f"threshold {k}", v) for k, v in rule.thresholds.items()),
+                ("condition", rule.condition),
+                ("severity", rule.severity),
+                ("assistance", rule.assistance),
+            ):
                 try:
                     used = set(pl.sql_expr(expression).meta.root_names())
                 except Exception as exc:
-                    raise GuardlineError(f"rule {rule.id}: its {label} is not a valid expression "
-                                         f"({type(exc).__name__}): {expression}") from None
+                    raise GuardlineError(
+                        f"rule {rule.id}: its {label} is not a valid expression "
+                        f"({type(exc).__name__}): {expression}"
+                    ) from None
                 unknown = used - names
                 if unknown:
-                    raise GuardlineError(f"rule {rule.id}: its {label} names unknown "
-                                         f"{', '.join(sorted(unknown))} (features, parameters or thresholds)")
+                    raise GuardlineError(
+                        f"rule {rule.id}: its {label} names unknown "
+                        f"{', '.join(sorted(unknown))} (features, parameters or thresholds)"
+                    )
             for e in rule.evidence:
                 if e not in names:
-                    raise GuardlineError(f"rule {rule.id}: evidence {e!r} is not a feature, parameter or threshold")
+                    raise GuardlineError(
+                        f"rule {rule.id}: evidence {e!r} is not a feature, parameter or threshold"
+                    )
             for word in re.findall(r"{(\w+)", rule.sentence):
                 if word not in names | SENTENCE_WORDS:
                     raise GuardlineError(f"rule {rule.id}: its sentence uses unknown {word!r}")
@@ -92,7 +111,9 @@ class Catalogue:
         for scope, values in self._scopes():
             unknown = set(values) - set(self.parameters)
             if unknown:
-                raise GuardlineError(f"configuration {scope}: unknown parameters {', '.join(sorted(unknown))}")
+                raise GuardlineError(
+                    f"configuration {scope}: unknown parameters {', '.join(sorted(unknown))}"
+                )
 
     def _scopes(self):
         for name, values in (self.config.get("provinces") or {}).items():
@@ -108,7 +129,9 @@ class Catalogue:
             values = dict(self.parameters)
             values.update(province)
             values.update((self.config.get("counties") or {}).get(county) or {})
-            rows.append({"county": county, **{k: _for_year(v, year, self.parameters[k]) for k, v in values.items()}})
+            rows.append(
+                {"county": county, **{k: _for_year(v, year, self.parameters[k]) for k, v in values.items()}}
+            )
         schema = {"county": pl.String, **{k: pl.Float64 for k in self.parameters}}
         return pl.DataFrame(rows, schema=schema)
 
@@ -131,4 +154,6 @@ def _yaml(path: Path) -> dict[str, Any]:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise GuardlineError(f"{path}: not valid YAML ({exc.problem if hasattr(exc, 'problem') else exc})") from None
+        raise GuardlineError(
+            f"{path}: not valid YAML ({exc.problem if hasattr(exc, 'problem') else exc})"
+        ) from None

@@ -26,4 +26,6 @@ def flag_metrics(flags: pl.DataFrame, truth: pl.DataFrame) -> FlagMetrics:
     """Firing flags (new or continuing) against the expected (household, rule) pairs."""
     fired = flags.filter(pl.col("status") != "resolved").select("household_id", "rule_id").unique()
     expected = truth.select("household_id", "rule_id").unique()
-    return FlagMetrics(fired.height, expected.height, fired.join(expected, on=["household_id", "rule_id"]).height)
+    return FlagMetrics(
+        fired.height, expected.height, fired.join(expected, on=["household_id", "rule_id"]).height
+    )

@@ -35,14 +35,20 @@ def inputs_from(records: dict[str, pl.DataFrame | None], links: pl.DataFrame) ->
     register = records.get("registry")
     if register is None or register.height == 0:
         raise GuardlineError("no register staged yet: run `guardline ingest` with a registry/ export first")
-    return Inputs(register=register, links=links, health=records.get("health_insurance"),
-                  civil=records.get("civil_affairs"), disaster=records.get("emergency_management"),
-                  employment=records.get("human_resources.rs_employment_event"),
-                  contributions=records.get("human_resources.rs_contribution_month"))
+    return Inputs(
+        register=register,
+        links=links,
+        health=records.get("health_insurance"),
+        civil=records.get("civil_affairs"),
+        disaster=records.get("emergency_management"),
+        employment=records.get("human_resources.rs_employment_event"),
+        contributions=records.get("human_resources.rs_contribution_month"),
+    )
 
 
-def compute(inputs: Inputs, as_of: date, catalogue: Catalogue | None = None) -> tuple[pl.DataFrame, pl.DataFrame,
-                                                                                      pl.DataFrame]:
+def compute(
+    inputs: Inputs, as_of: date, catalogue: Catalogue | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(features, fired flags, exit candidates) of one night: pure."""
     catalogue = catalogue or Catalogue.load()
     features = feature_table(inputs, as_of)
@@ -60,8 +66,11 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
 def previous_run(stage: Stage, as_of: date) -> pl.DataFrame | None:
     """The flags of the latest run before ``as_of``."""
     folder = stage.root / "flags"
-    earlier = sorted(p for p in folder.glob("*.parquet") if date.fromisoformat(p.stem) < as_of) if folder.exists() \
+    earlier = (
+        sorted(p for p in folder.glob("*.parquet") if date.fromisoformat(p.stem) < as_of)
+        if folder.exists()
         else []
+    )
     return pl.read_parquet(earlier[-1]) if earlier else None
 
 
@@ -69,8 +78,14 @@ def flag_stage(stage: Stage, as_of: date, catalogue: Catalogue | None = None) ->
     """Features, flags and exit candidates for the night ``as_of``, kept by date."""
     from matching.run import staged_links
 
-    names = ("registry", "health_insurance", "civil_affairs", "emergency_management",
-             "human_resources.rs_employment_event", "human_resources.rs_contribution_month")
+    names = (
+        "registry",
+        "health_insurance",
+        "civil_affairs",
+        "emergency_management",
+        "human_resources.rs_employment_event",
+        "human_resources.rs_contribution_month",
+    )
     inputs = inputs_from({n: stage.records(n) for n in names}, staged_links(stage))
     features, fired, exits = compute(inputs, as_of, catalogue)
     flags = lifecycle(fired, previous_run(stage, as_of), as_of)

@@ -638,9 +638,15 @@ def _write_truth_flags(inbox: Path, truth: Path, as_of: date) -> None:
 
     records = read_inbox(inbox, as_of)
     people = records["registry"].select("person_id", "household_id")
-    links = (pl.read_csv(truth / "links.csv", infer_schema=False)
-             .join(people, on="person_id", how="left")
-             .with_columns(pl.when(pl.col("person_id").is_not_null()).then(pl.lit("matched"))
-                           .otherwise(pl.lit("unmatched")).alias("match_status")))
+    links = (
+        pl.read_csv(truth / "links.csv", infer_schema=False)
+        .join(people, on="person_id", how="left")
+        .with_columns(
+            pl.when(pl.col("person_id").is_not_null())
+            .then(pl.lit("matched"))
+            .otherwise(pl.lit("unmatched"))
+            .alias("match_status")
+        )
+    )
     _, flags, _ = compute(inputs_from(records, links), as_of)
     flags.select("household_id", "rule_id").sort("household_id", "rule_id").write_csv(truth / "flags.csv")

