@@ -7,12 +7,12 @@ half away from zero to 0.01 元 before comparisons, as RULES.md says.
 
 from __future__ import annotations
 
-import json
+import string
 from datetime import date
 
 import polars as pl
 
-from rules.catalogue import Catalogue, Rule
+from rules.catalogue import Catalogue
 from rules.features import money
 
 FLAG_COLUMNS = (
@@ -33,39 +33,85 @@ def with_parameters(features: pl.DataFrame, catalogue: Catalogue, as_of: date) -
     return features.with_columns(pl.col("county").fill_null("")).join(params, on="county", how="left")
 
 
-def _words(rule: Rule, row: dict) -> dict:
-    extra = {}
-    income = row.get("income_last_year") or 0
-    extra["medical_burden_share"] = (row.get("medical_burden") or 0) / income if income else 0.0
-    extra["damage_words"] = (
-        "房屋倒塌,"
-        if row.get("disaster_collapsed")
-        else "房屋严重损坏,"
-        if row.get("disaster_severe")
-        else ""
+def thousands(expr: pl.Expr) -> pl.Expr:
+    """A whole number of yuan written with thousands separators (38,200)."""
+    n = expr.round(0).cast(pl.Int64)
+    sign = pl.when(n < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    a = n.abs()
+    groups = [a // 1_000_000_000, (a // 1_000_000) % 1000, (a // 1000) % 1000, a % 1000]
+    text = pl.lit("")
+    started = pl.lit(False)
+    for i, g in enumerate(groups):
+        piece = pl.when(started).then(g.cast(pl.String).str.zfill(3)).otherwise(g.cast(pl.String))
+        show = started | (g > 0) | pl.lit(i == len(groups) - 1)
+        sep = pl.when(started).then(pl.lit(",")).otherwise(pl.lit(""))
+        text = pl.when(show).then(pl.concat_str(text, sep, piece)).otherwise(text)
+        started = show
+    return pl.concat_str(sign, text)
+
+
+def _field(name: str, spec: str) -> pl.Expr:
+    col = pl.col(name)
+    if spec == ",.0f":
+        return thousands(col)
+    if spec == ".0%":
+        return pl.concat_str((col * 100).round(0).cast(pl.Int64).cast(pl.String), pl.lit("%"))
+    if spec:
+        raise ValueError(f"sentence format {spec!r} is not supported (use ,.0f or .0%)")
+    return col.cast(pl.String)
+
+
+def sentence_expr(template: str) -> pl.Expr:
+    """A sentence template ("近12个月医疗个人负担 {medical_burden:,.0f} 元") as a polars expression."""
+    parts: list[pl.Expr] = []
+    for literal, name, spec, _ in string.Formatter().parse(template):
+        if literal:
+            parts.append(pl.lit(literal))
+        if name:
+            parts.append(_field(name, spec or ""))
+    return pl.concat_str(parts) if parts else pl.lit("")
+
+
+WORDS = [
+    pl.when(pl.col("income_last_year") > 0)
+    .then(pl.col("medical_burden") / pl.col("income_last_year"))
+    .otherwise(0.0)
+    .alias("medical_burden_share"),
+    pl.when(pl.col("disaster_collapsed"))
+    .then(pl.lit("房屋倒塌,"))
+    .when(pl.col("disaster_severe"))
+    .then(pl.lit("房屋严重损坏,"))
+    .otherwise(pl.lit(""))
+    .alias("damage_words"),
+    pl.when(pl.col("new_dibao_tekun"))
+    .then(pl.lit("新纳入农村低保/特困"))
+    .otherwise(pl.lit("获临时救助"))
+    .alias("assistance_words"),
+]
+
+
+def _firing_disaster_records(frame: pl.DataFrame) -> pl.Series:
+    """The disaster records that fire on their own: 倒塌/严重损坏, or a positive loss at or
+    above the household's threshold."""
+    rows = (
+        frame.select("disaster_amount", "disaster_records")
+        .with_row_index("__i")
+        .explode("disaster_records")
+        .unnest("disaster_records")
     )
-    extra["assistance_words"] = "新纳入农村低保/特困" if row.get("new_dibao_tekun") else "获临时救助"
-    return extra
-
-
-def _records(rule: Rule, row: dict) -> list[str]:
-    value = row.get(rule.records) if rule.records else None
-    if not value:
-        return []
-    if rule.records == "disaster_records":  # only the records that fire, each on its own
-        threshold = row.get("disaster_amount") or 0
-        return [
-            r["source_record_id"]
-            for r in value
-            if r["house_damage"] in ("倒塌", "严重损坏")
-            or ((r["direct_loss"] or 0) > 0 and (r["direct_loss"] or 0) >= threshold)
-        ]
-    return list(value)
+    fires = rows.filter(
+        pl.col("house_damage").is_in(["倒塌", "严重损坏"])
+        | ((pl.col("direct_loss") > 0) & (pl.col("direct_loss") >= pl.col("disaster_amount")))
+    )
+    lists = fires.group_by("__i").agg(pl.col("source_record_id").sort())
+    out = frame.with_row_index("__i").select("__i").join(lists, on="__i", how="left").sort("__i")
+    return out["source_record_id"].fill_null(pl.lit([], pl.List(pl.String)))
 
 
 def evaluate(features: pl.DataFrame, catalogue: Catalogue, as_of: date) -> pl.DataFrame:
     """One row per (household, rule) that fires, with severity, assistance and evidence."""
-    table = with_parameters(features, catalogue, as_of)
+    table = with_parameters(features, catalogue, as_of).with_columns(WORDS)
+    schema = dict(zip(FLAG_COLUMNS, (pl.String,) * 7 + (pl.List(pl.String),), strict=True))
     found = []
     for rule in catalogue.rules:
         fired = table.with_columns(money(pl.sql_expr(e)).alias(k) for k, e in rule.thresholds.items()).filter(
@@ -73,38 +119,32 @@ def evaluate(features: pl.DataFrame, catalogue: Catalogue, as_of: date) -> pl.Da
         )
         if fired.height == 0:
             continue
-        fired = fired.with_columns(
-            pl.sql_expr(rule.severity).alias("severity"), pl.sql_expr(rule.assistance).alias("assistance")
-        )
-        rows = []
-        for row in fired.iter_rows(named=True):
-            figures = {k: row[k] for k in rule.evidence}
-            sentence = rule.sentence.format(**{**row, **_words(rule, row)}) if rule.sentence else ""
-            records = _records(rule, row)
-            evidence = {"figures": figures, "source_records": records}
-            rows.append(
-                (
-                    row["household_id"],
-                    rule.id,
-                    rule.name,
-                    row["severity"],
-                    row["assistance"],
-                    json.dumps(evidence, ensure_ascii=False, default=str),
-                    sentence,
-                    records,
-                )
-            )
+        if rule.records == "disaster_records":
+            records = _firing_disaster_records(fired)
+        elif rule.records:
+            records = fired[rule.records].fill_null(pl.lit([], pl.List(pl.String)))
+        else:
+            records = pl.Series([[]] * fired.height, dtype=pl.List(pl.String))
         found.append(
-            pl.DataFrame(
-                rows,
-                schema=dict(zip(FLAG_COLUMNS, (pl.String,) * 7 + (pl.List(pl.String),), strict=True)),
-                orient="row",
+            fired.with_columns(records.alias("records"))
+            .select(
+                "household_id",
+                pl.lit(rule.id).alias("rule_id"),
+                pl.lit(rule.name).alias("rule_name"),
+                pl.sql_expr(rule.severity).alias("severity"),
+                pl.sql_expr(rule.assistance).alias("assistance"),
+                pl.struct(
+                    pl.struct(list(rule.evidence)).alias("figures"), pl.col("records").alias("source_records")
+                )
+                .struct.json_encode()
+                .alias("evidence"),
+                sentence_expr(rule.sentence).alias("sentence"),
+                "records",
             )
+            .cast(schema)
         )
     if not found:
-        return pl.DataFrame(
-            schema=dict(zip(FLAG_COLUMNS, (pl.String,) * 7 + (pl.List(pl.String),), strict=True))
-        )
+        return pl.DataFrame(schema=schema)
     return pl.concat(found).sort("household_id", "rule_id")
 
 

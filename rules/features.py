@@ -87,9 +87,17 @@ def households(register: pl.DataFrame, as_of: date) -> pl.DataFrame:
         pl.len().alias("rows"),
         pl.col("labour").is_in(list(CAN_WORK)).sum().alias("members_can_work"),
     )
-    heads = register.sort("household_id", pl.col("relation") != "户主", "person_id").unique(
-        "household_id", keep="first", maintain_order=True
+    # The 户主's row, else the household's first row by 人编号 (no sort of the whole register).
+    first = register.group_by("household_id").agg(pl.col("person_id").min().alias("__first"))
+    heads = (
+        register.filter(pl.col("relation") == "户主")
+        .unique("household_id", keep="first")
+        .select("household_id", pl.col("person_id").alias("__head"))
     )
+    chosen = first.join(heads, on="household_id", how="left").select(
+        pl.coalesce("__head", "__first").alias("person_id")
+    )
+    heads = register.join(chosen, on="person_id", how="semi")
     month_index = as_of.year * 12 + as_of.month - 1
     ident = pl.col("identified_month")
     return (
