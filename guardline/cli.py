@@ -251,10 +251,31 @@ def demo(
     out: Annotated[Path, typer.Option(help="Working folder of the demo.")] = Path("demo"),
     households: Annotated[int, typer.Option(help="Households in the county.")] = 10_000,
 ) -> None:
-    """Generate the default synthetic county and show what arrived tonight."""
-    from synth.generate import generate as run
+    """Generate the default synthetic county and run the night on it: read and validate
+    the deliveries, link them to the register, check the rules, measure against the truth."""
+    from connectors.ingest import ingest as run_ingest
+    from connectors.stage import Stage
+    from matching.run import match_stage
+    from rules.run import flag_stage
+    from synth.generate import generate as run_generate
 
-    _print_generation(run(out, households, 7, today(), "default", "xlsx"))
+    as_of = today()
+    summary = run_generate(out, households, 7, as_of, "default", "xlsx")
+    _print_generation(summary)
+    stage = out / "stage"
+    with console.status("reading and validating the deliveries"):
+        _print_ingest(run_ingest(out / "inbox", as_of, stage))
+    with console.status("linking records to the register"):
+        matched = match_stage(Stage(stage))
+    console.print("links: " + ", ".join(f"{k} {v:,}" for k, v in sorted(matched.counts().items())))
+    with console.status("checking the rules"):
+        flagged = flag_stage(Stage(stage), as_of)
+    firing = flagged.flags.filter(pl.col("status") != "resolved")
+    console.print("flags: " + ", ".join(f"{r} {n:,}" for r, n in firing.group_by("rule_id").len()
+                                        .sort("rule_id").iter_rows())
+                  + f"; {firing['household_id'].n_unique():,} households to visit, "
+                    f"{flagged.exits.height:,} exit candidates")
+    evaluate(truth=out / "truth", stage=stage)
 
 
 def main() -> None:
