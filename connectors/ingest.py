@@ -10,6 +10,7 @@ wait for the next run, and the other sources go on.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -293,8 +294,6 @@ def ingest_files(
         try:
             raw = read_file(source, path, file)
         except DeliveryError as exc:
-            import hashlib
-
             result.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
             if result.sha256 in done:
                 skipped.append(

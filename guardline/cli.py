@@ -271,10 +271,12 @@ def demo(
     with console.status("checking the rules"):
         flagged = flag_stage(Stage(stage), as_of)
     firing = flagged.flags.filter(pl.col("status") != "resolved")
-    console.print("flags: " + ", ".join(f"{r} {n:,}" for r, n in firing.group_by("rule_id").len()
-                                        .sort("rule_id").iter_rows())
-                  + f"; {firing['household_id'].n_unique():,} households to visit, "
-                    f"{flagged.exits.height:,} exit candidates")
+    console.print(
+        "flags: "
+        + ", ".join(f"{r} {n:,}" for r, n in firing.group_by("rule_id").len().sort("rule_id").iter_rows())
+        + f"; {firing['household_id'].n_unique():,} households to visit, "
+        f"{flagged.exits.height:,} exit candidates"
+    )
     evaluate(truth=out / "truth", stage=stage)
 
 

@@ -546,13 +546,14 @@ def _write_truth(
 ) -> None:
     """links, shocks, defects and a manifest of every delivered file."""
     folder.mkdir(parents=True, exist_ok=True)
-    links, defects, files = [], [], {}
+    links, defects, sources = [], [], []
+    files: dict[str, int] = {}
     key_of_uid: dict[int, str] = {}
     for d in delivered:
         seen: set[str] = set()
         copies = {"duplicate": 0, "supersede": 0}
         for uid, key, file, copy in zip(d.uids, d.keys, d.files, d.copies, strict=True):
-            files.setdefault(file, {"file": file, "source": d.source, "rows": 0})["rows"] += 1
+            files[file] = files.get(file, 0) + 1
             key_of_uid.setdefault(uid, key)
             if copy:
                 copies[copy] += 1
@@ -562,19 +563,16 @@ def _write_truth(
         for uid, field_name, defect in d.defects:
             defects.append((d.source, key_of_uid[uid], field_name, defect))
         summary.rows[d.source] = len(d.uids)
-        summary.files[d.source] = len({f for f in d.files})
-        summary.shocks = {}
-        files_of = {f for f in d.files}
-        for f in files_of:
-            files[f]["records"] = None
-        files[f"{d.source}/*"] = {
-            "file": f"{d.source}/*",
-            "source": d.source,
-            "rows": len(d.uids),
-            "records": len(seen),
-            "duplicate_rows": copies["duplicate"],
-            "superseded_rows": copies["supersede"],
-        }
+        summary.files[d.source] = len(set(d.files))
+        sources.append(
+            {
+                "source": d.source,
+                "rows": len(d.uids),
+                "records": len(seen),
+                "duplicate_rows": copies["duplicate"],
+                "superseded_rows": copies["supersede"],
+            }
+        )
     pl.DataFrame(links, schema=["source", "source_record_id", "person_id"], orient="row").write_csv(
         folder / "links.csv"
     )
@@ -620,11 +618,11 @@ def _write_truth(
         "noise": noise,
         "register_file": register_file,
         "monitoring_line": world.line,
-        "sources": [v for k, v in sorted(files.items()) if k.endswith("/*")],
+        "sources": sorted(sources, key=lambda e: e["source"]),
         "defects": {
             k: {"exposure": world.exposure[k], "applied": world.applied[k]} for k in sorted(world.exposure)
         },
-        "files": [{"file": k, "rows": v["rows"]} for k, v in sorted(files.items()) if not k.endswith("/*")],
+        "files": [{"file": k, "rows": v} for k, v in sorted(files.items())],
     }
     (folder / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
