@@ -144,6 +144,9 @@ def match(
         "stage"
     ),
     settings: Annotated[str, typer.Option(help="Matching settings: china, or a YAML file.")] = "china",
+    show_model: Annotated[
+        bool, typer.Option(help="Print what the model learned: m, u and weight per level.")
+    ] = False,
 ) -> None:
     """Link every staged department record to a person and household of the register."""
     from connectors.stage import Stage
@@ -163,6 +166,13 @@ def match(
     console.print(table)
     console.print("blocking: " + ", ".join(f"{k} {v:,}" for k, v in result.result.blocking.by_rule.items()))
     console.print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+    if show_model:
+        learned = Table(title="The model")
+        for col in ("comparison", "level", "m", "u", "weight"):
+            learned.add_column(col, justify="left" if col in ("comparison", "level") else "right")
+        for c, level, m, u, w in result.result.model.describe().iter_rows():
+            learned.add_row(c, level, f"{m:.4g}", f"{u:.4g}", f"{w:+.2f}")
+        console.print(learned)
 
 
 @app.command()

@@ -30,9 +30,6 @@ class LinkResult:
     def pairs_compared(self) -> int:
         return self.blocking.pairs.height
 
-    def counts(self) -> dict[str, int]:
-        return dict(self.decisions.group_by("match_status").len().iter_rows())
-
 
 def compared_columns(settings: Settings) -> list[str]:
     cols: list[str] = []

@@ -15,7 +15,7 @@ import polars as pl
 
 from guardline import idnumber
 
-DOTS = ["•", ".", "．", "・", "‧", "∙", "•"]
+DOTS = ["•", ".", "．", "・", "‧", "∙"]
 SPACES = [" ", "\u3000", "\t", "\u00a0"]
 # Surnames whose reading differs from the character's everyday one (姓氏读音).
 SURNAME_READINGS = {

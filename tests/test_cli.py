@@ -73,9 +73,10 @@ def test_ingest_match_evaluate(tmp_path):
     for name in ("registry", "civil_affairs", "health_insurance", "emergency_management", "human_resources"):
         assert name in result.stdout
     assert "index.html" in result.stdout
-    matched = _guardline("match", "--stage", str(tmp_path / "stage"))
+    matched = _guardline("match", "--stage", str(tmp_path / "stage"), "--show-model")
     assert matched.returncode == 0, matched.stderr
     assert "matched" in matched.stdout and "pairs compared" in matched.stdout
+    assert "证件号码" in matched.stdout and "same pinyin" in matched.stdout, "the learned levels are shown"
     measured = _guardline("evaluate", "--truth", str(tmp_path / "truth"), "--stage", str(tmp_path / "stage"))
     assert measured.returncode == 0, measured.stderr
     assert "precision" in measured.stdout and "recall" in measured.stdout
