@@ -202,6 +202,26 @@ def flag(
 
 
 @app.command()
+def lists(
+    stage: Annotated[Path, typer.Option(help="Staging folder with the night's flags.")] = Path("stage"),
+    as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
+    outbox: Annotated[Path, typer.Option(help="Where the township lists go.")] = Path("outbox"),
+) -> None:
+    """Write one Excel list (and a CSV) per township of the households to visit."""
+    from connectors.stage import Stage
+    from warehouse.lists import write_lists
+
+    day = _as_of(as_of)
+    st = Stage(stage)
+    path = st.root / "flags" / f"{day.isoformat()}.parquet"
+    register = st.records("registry")
+    if not path.exists() or register is None:
+        raise GuardlineError(f"no flags for {day} in {stage}: run `guardline flag --as-of {day}` first")
+    written = write_lists(pl.read_parquet(path), register, day, outbox)
+    console.print(f"{len(written)} township lists in {outbox / day.isoformat()}")
+
+
+@app.command()
 def evaluate(
     truth: Annotated[
         Path, typer.Option(help="A truth folder (links.csv, flags.csv), as `guardline generate` writes.")
@@ -268,6 +288,7 @@ def demo(
     from matching.run import match_stage
     from rules.run import flag_stage
     from synth.generate import generate as run_generate
+    from warehouse.lists import write_lists
 
     as_of = today()
     summary = run_generate(out, households, 7, as_of, "default", "xlsx")
@@ -287,6 +308,8 @@ def demo(
         + f"; {firing['household_id'].n_unique():,} households to visit, "
         f"{flagged.exits.height:,} exit candidates"
     )
+    written = write_lists(flagged.flags, Stage(stage).records("registry"), as_of, out / "outbox")
+    console.print(f"{len(written)} township lists in {out / 'outbox' / as_of.isoformat()}")
     evaluate(truth=out / "truth", stage=stage)
 
 

@@ -77,9 +77,24 @@ def test_ingest_match_evaluate(tmp_path):
     assert matched.returncode == 0, matched.stderr
     assert "matched" in matched.stdout and "pairs compared" in matched.stdout
     assert "证件号码" in matched.stdout and "same pinyin" in matched.stdout, "the learned levels are shown"
+    flagged = _guardline("flag", "--stage", str(tmp_path / "stage"), "--as-of", "2026-11-27")
+    assert flagged.returncode == 0, flagged.stderr
+    assert "households to visit" in flagged.stdout
+    listed = _guardline(
+        "lists",
+        "--stage",
+        str(tmp_path / "stage"),
+        "--as-of",
+        "2026-11-27",
+        "--outbox",
+        str(tmp_path / "outbox"),
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert list((tmp_path / "outbox" / "2026-11-27").glob("*.xlsx"))
     measured = _guardline("evaluate", "--truth", str(tmp_path / "truth"), "--stage", str(tmp_path / "stage"))
     assert measured.returncode == 0, measured.stderr
     assert "precision" in measured.stdout and "recall" in measured.stdout
+    assert "flag precision" in measured.stdout
     missing = _guardline("ingest", "--inbox", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "no inbox folder" in missing.stderr
 

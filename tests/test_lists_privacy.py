@@ -1,0 +1,157 @@
+"""Township lists read back from the workbooks, and the analysts' masks and pseudonyms."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from datetime import date
+
+import openpyxl
+import polars as pl
+import pytest
+
+from guardline.errors import GuardlineError
+from warehouse.lists import LIST_COLUMNS, write_lists
+from warehouse.privacy import KEY_VARIABLE, mask_id, mask_phone, pseudonym_key, pseudonyms
+
+D = date(2026, 11, 27)
+
+
+def _register() -> pl.DataFrame:
+    rows = []
+    for hid, town, village, name in (
+        ("H1", "双龙镇", "十八洞村", "张伟"),
+        ("H2", "双龙镇", "金坪村", "李娜"),
+        ("H3", "龙潭镇", "石溪村", "王芳"),
+    ):
+        rows.append(
+            {
+                "household_id": hid,
+                "person_id": f"{hid}-0",
+                "relation": "户主",
+                "township": town,
+                "village": village,
+                "name": name,
+                "id_number": "43312419700101123X",
+                "phone": "13800005678",
+                "household_size": 3,
+                "household_type": "脱贫户",
+                "monitored_category": None,
+            }
+        )
+        rows.append({**rows[-1], "person_id": f"{hid}-1", "relation": "配偶", "name": "配偶"})
+    return pl.DataFrame(rows, schema_overrides={"monitored_category": pl.String})
+
+
+def _flags() -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            (
+                "H1",
+                "medical_burden",
+                "因病支出骤增",
+                "medium",
+                "医疗救助",
+                "近12个月医疗个人负担 38,200 元,占家庭年收入 64%",
+                "new",
+                D,
+            ),
+            (
+                "H1",
+                "below_line",
+                "收入低于监测线",
+                "high",
+                "产业帮扶",
+                "预计人均年收入 7,639 元,低于监测线 8,700 元",
+                "continuing",
+                date(2026, 10, 1),
+            ),
+            (
+                "H2",
+                "new_social_assistance",
+                "新纳入社会救助",
+                "low",
+                "兜底保障",
+                "近90天获临时救助",
+                "new",
+                D,
+            ),
+            (
+                "H3",
+                "disaster_loss",
+                "因灾",
+                "high",
+                "住房救助",
+                "近12个月受灾,房屋倒塌,直接经济损失 90,000 元",
+                "new",
+                D,
+            ),
+            ("H2", "income_drop", "收入骤减", "medium", "就业帮扶", "resolved sentence", "resolved", D),
+        ],
+        schema=[
+            "household_id",
+            "rule_id",
+            "rule_name",
+            "severity",
+            "assistance",
+            "sentence",
+            "status",
+            "first_flagged_date",
+        ],
+        orient="row",
+    )
+
+
+def test_one_workbook_per_township_one_row_per_household(tmp_path):
+    paths = write_lists(_flags(), _register(), D, tmp_path)
+    assert [p.name for p in paths] == ["双龙镇.xlsx", "龙潭镇.xlsx"]
+    ws = openpyxl.load_workbook(paths[0])["核查清单"]
+    rows = list(ws.iter_rows(min_row=2, values_only=True))
+    assert rows[0] == LIST_COLUMNS
+    body = [dict(zip(LIST_COLUMNS, r, strict=True)) for r in rows[1:]]
+    assert [r["户编号"] for r in body] == ["H1", "H2"], "sorted by severity: high before low"
+    h1 = body[0]
+    assert h1["风险等级"] == "高" and h1["预警规则"] == "收入低于监测线、因病支出骤增"
+    assert "38,200 元" in h1["预警依据"] and "7,639 元" in h1["预警依据"]
+    assert h1["本期状态"] == "持续" and h1["首次预警日期"] == "2026-10-01"
+    assert body[1]["本期状态"] == "新增" and body[1]["预警规则"] == "新纳入社会救助", (
+        "resolved flags are not visits"
+    )
+    assert h1["户主证件号码"] == "43312419700101123X", "monitoring staff read full identifiers"
+    assert "核查结果" in rows[0]
+
+
+def test_summary_sheet_has_a_native_chart_and_a_csv_stands_beside(tmp_path):
+    paths = write_lists(_flags(), _register(), D, tmp_path)
+    wb = openpyxl.load_workbook(paths[0])
+    summary = list(wb["汇总"].iter_rows(values_only=True))
+    assert summary[1][:3] == ("预警规则", "十八洞村", "金坪村")
+    with zipfile.ZipFile(paths[0]) as z:
+        assert any(n.startswith("xl/charts/chart") for n in z.namelist())
+    with open(paths[0].with_suffix(".csv"), encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == LIST_COLUMNS and len(rows) == 3
+
+
+def test_masks_keep_what_the_contract_says():
+    frame = pl.DataFrame({"id": ["433124197001011234", None], "phone": ["13800005678", None]})
+    out = frame.select(mask_id(pl.col("id")), mask_phone(pl.col("phone")))
+    assert out.row(0) == ("433124********1234", "138****5678")
+    assert out.row(1) == (None, None)
+
+
+def test_pseudonyms_are_keyed_and_stable(monkeypatch):
+    values = pl.Series(["433124197001011234", "433124197001011234", "110105194912310021", None])
+    a = pseudonyms(values, b"k" * 16)
+    assert a[0] == a[1] and a[0] != a[2] and a[3] is None and len(a[0]) == 20
+    assert pseudonyms(values, b"k" * 16).equals(a)
+    assert pseudonyms(values, b"j" * 16)[0] != a[0]
+    monkeypatch.delenv(KEY_VARIABLE, raising=False)
+    with pytest.raises(GuardlineError, match=KEY_VARIABLE):
+        pseudonym_key()
+    assert pseudonym_key(demo=True)
+    monkeypatch.setenv(KEY_VARIABLE, "short")
+    with pytest.raises(GuardlineError, match="too short"):
+        pseudonym_key()
+    monkeypatch.setenv(KEY_VARIABLE, "a-real-secret-of-enough-length")
+    assert pseudonym_key() == b"a-real-secret-of-enough-length"
