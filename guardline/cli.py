@@ -313,6 +313,51 @@ def demo(
     evaluate(truth=out / "truth", stage=stage)
 
 
+review = typer.Typer(help="The review queue: export it for a person, import their decisions.")
+app.add_typer(review, name="review")
+
+
+@review.command("export")
+def review_export(
+    file: Annotated[Path, typer.Argument(help="CSV to write (UTF-8, opens in Excel).")],
+    stage: Annotated[Path, typer.Option(help="Staging folder holding links.parquet.")] = Path("stage"),
+) -> None:
+    """Write every record in review with its candidates and an empty decision column."""
+    from connectors.stage import Stage
+    from matching.review import export_review
+    from matching.run import staged_links
+
+    n = export_review(staged_links(Stage(stage)), file)
+    console.print(f"{n:,} records in review written to {file}: fill decision with accept or reject")
+
+
+@review.command("import")
+def review_import(
+    file: Annotated[Path, typer.Argument(help="The review CSV with decisions filled in.")],
+    stage: Annotated[Path, typer.Option(help="Staging folder.")] = Path("stage"),
+) -> None:
+    """Read a reviewer's decisions, remember them, and apply them to the links."""
+    from connectors.stage import Stage
+    from matching.review import apply_decisions, read_decisions, remember
+    from matching.run import LINKS, staged_links
+
+    st = Stage(stage)
+    if not file.exists():
+        raise GuardlineError(f"no review file at {file}")
+    persons = st.records("registry")
+    if persons is None:
+        raise GuardlineError("no register staged yet")
+    decisions = read_decisions(file, persons)
+    everything = remember(decisions, st.root)
+    links = apply_decisions(staged_links(st), everything, persons)
+    links.write_parquet(st.root / LINKS)
+    counts = dict(decisions.group_by("decision").len().iter_rows())
+    console.print(
+        f"decisions: {counts.get('accept', 0):,} accepted, {counts.get('reject', 0):,} rejected; "
+        f"{links.filter(pl.col('match_status') == 'review').height:,} records still in review"
+    )
+
+
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit status 2."""
     try:

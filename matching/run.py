@@ -20,6 +20,7 @@ from guardline.errors import GuardlineError
 from matching.blocking import LI, RI
 from matching.linker import LinkResult, link
 from matching.prepare import records_frame, register_frame
+from matching.review import apply_decisions, decisions_of
 from matching.settings import Settings
 
 LINKS = "links.parquet"
@@ -99,7 +100,7 @@ def match_stage(stage: Stage, settings: str = "china") -> MatchResult:
     result = link(left, right, Settings.load(settings))
     timings.update(result.timings)
     t = time.perf_counter()
-    links = links_frame(result.decisions, left, right)
+    links = apply_decisions(links_frame(result.decisions, left, right), decisions_of(stage.root), persons)
     path = stage.root / LINKS
     tmp = path.with_suffix(".tmp")
     links.write_parquet(tmp)

@@ -77,6 +77,21 @@ def test_ingest_match_evaluate(tmp_path):
     assert matched.returncode == 0, matched.stderr
     assert "matched" in matched.stdout and "pairs compared" in matched.stdout
     assert "证件号码" in matched.stdout and "same pinyin" in matched.stdout, "the learned levels are shown"
+    exported = _guardline(
+        "review", "export", str(tmp_path / "review.csv"), "--stage", str(tmp_path / "stage")
+    )
+    assert exported.returncode == 0, exported.stderr
+    text = (tmp_path / "review.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert text[0].startswith("source,source_record_id,candidate_person_id")
+    assert len(text) > 1, "this seeded county has records in review"
+    (tmp_path / "review.csv").write_text(
+        "\n".join([text[0], text[1].rstrip(",") + ",reject"]) + "\n", encoding="utf-8-sig"
+    )
+    imported = _guardline(
+        "review", "import", str(tmp_path / "review.csv"), "--stage", str(tmp_path / "stage")
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "1 rejected" in imported.stdout
     flagged = _guardline("flag", "--stage", str(tmp_path / "stage"), "--as-of", "2026-11-27")
     assert flagged.returncode == 0, flagged.stderr
     assert "households to visit" in flagged.stdout

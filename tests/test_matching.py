@@ -209,3 +209,62 @@ def test_the_same_engine_links_febrl4():
     tp = len(predicted & truth)
     precision, recall = tp / len(predicted), tp / len(truth)
     assert 2 * precision * recall / (precision + recall) >= 0.999
+
+
+def test_review_decisions_are_read_back_and_remembered(matched, tmp_path):
+    import csv
+
+    from matching.review import export_review, read_decisions, remember
+
+    _, stage, result = matched
+    path = tmp_path / "review.csv"
+    in_review = export_review(result.links, path)
+    assert in_review == result.links.filter(pl.col("match_status") == "review").height > 2
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    records = list(dict.fromkeys((r["source"], r["source_record_id"]) for r in rows))
+    accept, reject = records[0], records[1]
+    for r in rows:
+        key = (r["source"], r["source_record_id"])
+        if (
+            key == accept
+            and r["decision"] == ""
+            and not any(
+                x.get("decision") == "accept" for x in rows if (x["source"], x["source_record_id"]) == key
+            )
+        ):
+            r["decision"] = "accept"
+        elif key == reject:
+            r["decision"] = "reject"
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    remember(read_decisions(path, stage.records("registry")), stage.root)
+    again = match_stage(stage).links
+    by_key = {(r["source"], r["source_record_id"]): r for r in again.iter_rows(named=True)}
+    assert by_key[accept]["match_status"] == "matched" and by_key[accept]["match_method"] == "reviewed"
+    assert by_key[reject]["match_status"] == "unmatched" and by_key[reject]["match_method"] == "reviewed"
+    assert again.filter(pl.col("match_status") == "review").height == in_review - 2, (
+        "decided, never again in review"
+    )
+
+
+def test_a_bad_review_file_names_the_row_and_field(matched, tmp_path):
+    from guardline.errors import DeliveryError
+    from matching.review import read_decisions
+
+    _, stage, _ = matched
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "source,source_record_id,candidate_person_id,decision\nhealth_insurance,X1,0433124000000001,maybe\n",
+        encoding="utf-8-sig",
+    )
+    with pytest.raises(DeliveryError, match="row 2, decision: 'maybe' is neither accept nor reject"):
+        read_decisions(path, stage.records("registry"))
+    path.write_text(
+        "source,source_record_id,candidate_person_id,decision\nhealth_insurance,X1,nobody,accept\n",
+        encoding="utf-8-sig",
+    )
+    with pytest.raises(DeliveryError, match="candidate_person_id"):
+        read_decisions(path, stage.records("registry"))
