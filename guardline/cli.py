@@ -202,6 +202,34 @@ def flag(
 
 
 @app.command()
+def load(
+    stage: Annotated[Path, typer.Option(help="Staging folder with the night's links and flags.")] = Path(
+        "stage"
+    ),
+    as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
+    warehouse: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL; default the embedded DuckDB file warehouse.duckdb beside the stage."
+        ),
+    ] = None,
+) -> None:
+    """Load the night into the warehouse in one transaction (re-loading changes nothing)."""
+    from connectors.stage import Stage
+    from warehouse.db import default_url, engine
+    from warehouse.load import load_night
+
+    day = _as_of(as_of)
+    url = warehouse or default_url(stage.resolve().parent)
+    result = load_night(engine(url), Stage(stage), day)
+    console.print(
+        "loaded: "
+        + ", ".join(f"{k} {v:,}" for k, v in result.rows.items())
+        + f" in {result.seconds:.1f} s into {url.split('@')[-1]}"
+    )
+
+
+@app.command()
 def lists(
     stage: Annotated[Path, typer.Option(help="Staging folder with the night's flags.")] = Path("stage"),
     as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
@@ -288,7 +316,9 @@ def demo(
     from matching.run import match_stage
     from rules.run import flag_stage
     from synth.generate import generate as run_generate
+    from warehouse.db import default_url, engine
     from warehouse.lists import write_lists
+    from warehouse.load import load_night
 
     as_of = today()
     summary = run_generate(out, households, 7, as_of, "default", "xlsx")
@@ -307,6 +337,12 @@ def demo(
         + ", ".join(f"{r} {n:,}" for r, n in firing.group_by("rule_id").len().sort("rule_id").iter_rows())
         + f"; {firing['household_id'].n_unique():,} households to visit, "
         f"{flagged.exits.height:,} exit candidates"
+    )
+    loaded = load_night(engine(default_url(out)), Stage(stage), as_of, demo=True)
+    console.print(
+        "warehouse: "
+        + ", ".join(f"{k} {v:,}" for k, v in loaded.rows.items())
+        + f" in {out / 'warehouse.duckdb'}"
     )
     written = write_lists(flagged.flags, Stage(stage).records("registry"), as_of, out / "outbox")
     console.print(f"{len(written)} township lists in {out / 'outbox' / as_of.isoformat()}")

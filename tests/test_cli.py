@@ -1,10 +1,14 @@
+import os
 import subprocess
 import sys
 
 
-def _guardline(*args):
+def _guardline(*args, env_key: bool = False):
+    env = {k: v for k, v in os.environ.items() if k != "GUARDLINE_PSEUDONYM_KEY"}
+    if env_key:
+        env["GUARDLINE_PSEUDONYM_KEY"] = "a-test-secret-of-enough-length"
     return subprocess.run(
-        [sys.executable, "-m", "guardline.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "guardline.cli", *args], capture_output=True, text=True, timeout=300, env=env
     )
 
 

@@ -1,0 +1,122 @@
+"""The warehouse: one schema on DuckDB and on the real PostgreSQL, idempotent atomic loads,
+the contract's views, masked identifiers for analysts."""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from connectors.ingest import ingest
+from connectors.stage import Stage
+from matching.run import match_stage
+from rules.run import flag_stage
+from synth.generate import generate
+from tests.conftest import AS_OF
+from warehouse import load as load_module
+from warehouse.db import engine
+from warehouse.load import load_night
+from warehouse.schema import metadata
+
+TABLES = sorted(metadata.tables)
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    county = generate(tmp_path_factory.mktemp("wh_county"), households=300, seed=9, as_of=AS_OF)
+    stage = Stage(tmp_path_factory.mktemp("wh_stage"))
+    ingest(county.out / "inbox", AS_OF, stage.root)
+    match_stage(stage)
+    flag_stage(stage, AS_OF)
+    return stage
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def warehouse(request, tmp_path):
+    if request.param == "duckdb":
+        eng = engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
+        yield eng
+        eng.dispose()
+        return
+    pg_url = request.getfixturevalue("pg_url")
+    schema_name = f"wh_{tmp_path.name[-20:].replace('-', '_').lower()}"
+    admin = sa.create_engine(pg_url)
+    with admin.begin() as c:
+        c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema_name} CASCADE"))
+        c.execute(sa.text(f"CREATE SCHEMA {schema_name}"))
+    eng = engine(f"{pg_url}?options=-csearch_path%3D{schema_name}")
+    yield eng
+    eng.dispose()
+    with admin.begin() as c:
+        c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema_name} CASCADE"))
+    admin.dispose()
+
+
+def _digest(eng: sa.Engine) -> dict[str, str]:
+    out = {}
+    with eng.connect() as c:
+        for name in TABLES:
+            rows = c.execute(sa.text(f"SELECT * FROM {name}")).fetchall()
+            out[name] = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+    return out
+
+
+def test_loading_a_night_twice_leaves_every_table_identical(night, warehouse):
+    first = load_night(warehouse, night, AS_OF, demo=True)
+    assert first.rows["persons"] == night.records("registry").height
+    assert first.rows["record_links"] == pl.read_parquet(night.root / "links.parquet").height
+    before = _digest(warehouse)
+    load_night(warehouse, night, AS_OF, demo=True)
+    assert _digest(warehouse) == before
+
+
+def test_a_failed_load_leaves_the_previous_state(night, warehouse, monkeypatch):
+    load_night(warehouse, night, AS_OF, demo=True)
+    before = _digest(warehouse)
+    real = load_module.bulk_insert
+
+    def failing(conn, table, frame):
+        if table.name == "flags":
+            raise RuntimeError("the load died here")
+        return real(conn, table, frame)
+
+    monkeypatch.setattr(load_module, "bulk_insert", failing)
+    with pytest.raises(RuntimeError):
+        load_night(warehouse, night, AS_OF, demo=True)
+    assert _digest(warehouse) == before, "one transaction: nothing of the failed load remains"
+    monkeypatch.setattr(load_module, "bulk_insert", real)
+    load_night(warehouse, night, AS_OF, demo=True)
+    assert _digest(warehouse) == before
+
+
+def test_views_have_the_contracts_columns_and_analysts_see_no_full_identifier(night, warehouse):
+    load_night(warehouse, night, AS_OF, demo=True)
+    with warehouse.connect() as c:
+        links = c.execute(sa.text("SELECT * FROM v_record_links"))
+        assert list(links.keys()) == [
+            "source",
+            "source_record_id",
+            "person_id",
+            "household_id",
+            "match_status",
+            "match_probability",
+            "match_method",
+        ]
+        flagged = c.execute(sa.text("SELECT * FROM v_flagged_households"))
+        assert list(flagged.keys()) == [
+            "household_id",
+            "rule_id",
+            "as_of_date",
+            "severity",
+            "first_flagged_date",
+            "status",
+            "evidence",
+            "assistance",
+        ]
+        assert len(flagged.fetchall()) == pl.read_parquet(night.root / "flags" / f"{AS_OF}.parquet").height
+        masked = c.execute(sa.text("SELECT * FROM v_persons_masked")).mappings().fetchall()
+    full = set(night.records("registry")["id_number"])
+    assert masked and not any(row["id_masked"] in full for row in masked)
+    assert all(row["id_masked"][6:-4].strip("*") == "" for row in masked)

@@ -1,0 +1,122 @@
+"""The warehouse schema: one SQLAlchemy definition for DuckDB and PostgreSQL.
+
+Full identifiers (ID and phone numbers) sit only in ``households`` and ``persons``;
+the analysts' views read masked forms and pseudonyms kept beside them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+households = sa.Table(
+    "households",
+    metadata,
+    sa.Column("household_id", sa.String, primary_key=True),
+    sa.Column("county", sa.String),
+    sa.Column("township", sa.String),
+    sa.Column("village", sa.String),
+    sa.Column("household_type", sa.String),
+    sa.Column("monitored_category", sa.String),
+    sa.Column("risk_eliminated", sa.String),
+    sa.Column("identified_month", sa.Integer),
+    sa.Column("household_size", sa.Integer),
+    sa.Column("income_per_capita", sa.Float),
+    sa.Column("wage_income", sa.Float),
+    sa.Column("business_income", sa.Float),
+    sa.Column("phone", sa.String),
+    sa.Column("phone_masked", sa.String),
+)
+
+persons = sa.Table(
+    "persons",
+    metadata,
+    sa.Column("person_id", sa.String, primary_key=True),
+    sa.Column("household_id", sa.String, nullable=False),
+    sa.Column("name", sa.String),
+    sa.Column("id_number", sa.String),
+    sa.Column("id_masked", sa.String),
+    sa.Column("id_pseudonym", sa.String),
+    sa.Column("sex", sa.String),
+    sa.Column("ethnicity", sa.String),
+    sa.Column("relation", sa.String),
+    sa.Column("labour", sa.String),
+    sa.Column("health", sa.String),
+)
+
+record_links = sa.Table(
+    "record_links",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("source_record_id", sa.String, primary_key=True),
+    sa.Column("person_id", sa.String),
+    sa.Column("household_id", sa.String),
+    sa.Column("match_status", sa.String, nullable=False),
+    sa.Column("match_probability", sa.Float),
+    sa.Column("match_method", sa.String),
+    sa.Column("explanation", sa.String),
+    sa.Column("candidates", sa.String),
+)
+
+flags = sa.Table(
+    "flags",
+    metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("household_id", sa.String, primary_key=True),
+    sa.Column("rule_id", sa.String, primary_key=True),
+    sa.Column("rule_name", sa.String),
+    sa.Column("severity", sa.String),
+    sa.Column("status", sa.String),
+    sa.Column("first_flagged_date", sa.Date),
+    sa.Column("assistance", sa.String),
+    sa.Column("evidence", sa.String),
+    sa.Column("sentence", sa.String),
+)
+
+exit_candidates = sa.Table(
+    "exit_candidates",
+    metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("household_id", sa.String, primary_key=True),
+    sa.Column("months_identified", sa.Integer),
+    sa.Column("est_income_per_capita", sa.Float),
+    sa.Column("monitoring_line", sa.Float),
+    sa.Column("members_can_work", sa.Integer),
+)
+
+processed_files = sa.Table(
+    "processed_files",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("file", sa.String, primary_key=True),
+    sa.Column("sha256", sa.String, primary_key=True),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("as_of", sa.Date),
+    sa.Column("status", sa.String),
+    sa.Column("reason", sa.String),
+    sa.Column("rows_read", sa.BigInteger),
+    sa.Column("loaded", sa.BigInteger),
+    sa.Column("quarantined", sa.BigInteger),
+    sa.Column("duplicates", sa.BigInteger),
+    sa.Column("superseded", sa.BigInteger),
+    sa.Column("replaced", sa.BigInteger),
+    sa.Column("warnings", sa.String),
+)
+
+VIEWS = {
+    "v_record_links": """
+        SELECT source, source_record_id, person_id, household_id, match_status, match_probability, match_method
+        FROM record_links""",
+    "v_flagged_households": """
+        SELECT household_id, rule_id, as_of_date, severity, first_flagged_date, status, evidence, assistance
+        FROM flags WHERE as_of_date = (SELECT max(as_of_date) FROM flags)""",
+    "v_exit_candidates": """
+        SELECT household_id, as_of_date, months_identified, est_income_per_capita, monitoring_line,
+               members_can_work
+        FROM exit_candidates WHERE as_of_date = (SELECT max(as_of_date) FROM exit_candidates)""",
+    "v_persons_masked": """
+        SELECT p.person_id, p.household_id, p.id_masked, p.id_pseudonym, p.sex, p.relation, p.labour, p.health,
+               h.county, h.township, h.village, h.phone_masked
+        FROM persons p JOIN households h ON h.household_id = p.household_id""",
+}
