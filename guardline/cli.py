@@ -202,6 +202,98 @@ def flag(
 
 
 @app.command()
+def run(
+    inbox: Annotated[Path, typer.Option(help="The night's inbox (contracts/SOURCES.md layout).")],
+    as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
+    warehouse: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL; default the embedded DuckDB file warehouse.duckdb beside the inbox."
+        ),
+    ] = None,
+    hr_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the 人社 exchange database.")] = None,
+    outbox: Annotated[
+        Path | None, typer.Option(help="Where the township lists go (default beside the inbox).")
+    ] = None,
+    stage: Annotated[Path | None, typer.Option(help="Staging folder (default beside the inbox).")] = None,
+) -> None:
+    """One night without a scheduler: extract, validate, match, check rules, load, publish."""
+    import time
+
+    from connectors.ingest import ingest as run_ingest
+    from connectors.stage import Stage
+    from matching.run import match_stage
+    from rules.run import flag_stage
+    from warehouse.db import default_url, engine
+    from warehouse.lists import write_lists
+    from warehouse.load import load_night
+    from warehouse.privacy import pseudonym_key
+
+    if not inbox.is_dir():
+        raise GuardlineError(f"no inbox folder at {inbox}")
+    day = _as_of(as_of)
+    home = inbox.resolve().parent
+    stage_dir, out = stage or home / "stage", outbox or home / "outbox"
+    url = warehouse or default_url(home)
+    eng = engine(url)
+    pseudonym_key()  # refuse before any work when the key is missing
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    with console.status("extract and validate"):
+        ingested = run_ingest(inbox, day, stage_dir, hr_url)
+    times["extract+validate"] = time.perf_counter() - t
+    _print_ingest(ingested)
+    t = time.perf_counter()
+    with console.status("match"):
+        matched = match_stage(Stage(stage_dir))
+    times["match"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with console.status("rules"):
+        flagged = flag_stage(Stage(stage_dir), day)
+    times["rules"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with console.status("load"):
+        loaded = load_night(eng, Stage(stage_dir), day)
+    times["load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    written = write_lists(flagged.flags, Stage(stage_dir).records("registry"), day, out)
+    times["publish"] = time.perf_counter() - t
+    summary = Table(title=f"The night of {day}")
+    summary.add_column("step")
+    summary.add_column("result")
+    summary.add_column("time", justify="right")
+    summary.add_row(
+        "extract+validate",
+        f"{sum(s.total('rows_read') for s in ingested.sources):,} rows read, "
+        f"{len(ingested.failed)} sources failed",
+        f"{times['extract+validate']:.1f} s",
+    )
+    summary.add_row(
+        "match",
+        ", ".join(f"{k} {v:,}" for k, v in sorted(matched.counts().items())),
+        f"{times['match']:.1f} s",
+    )
+    firing = flagged.flags.filter(pl.col("status") != "resolved")
+    summary.add_row(
+        "rules",
+        ", ".join(f"{r} {n:,}" for r, n in firing.group_by("rule_id").len().sort("rule_id").iter_rows()),
+        f"{times['rules']:.1f} s",
+    )
+    summary.add_row(
+        "load",
+        f"{loaded.rows.get('record_links', 0):,} links, {loaded.rows.get('flags', 0):,} flags",
+        f"{times['load']:.1f} s",
+    )
+    summary.add_row(
+        "publish", f"{len(written)} township lists in {out / day.isoformat()}", f"{times['publish']:.1f} s"
+    )
+    console.print(summary)
+    if ingested.failed:
+        for s in ingested.failed:
+            print(f"guardline: {s.source} failed tonight: {s.reason}", file=sys.stderr)
+
+
+@app.command()
 def load(
     stage: Annotated[Path, typer.Option(help="Staging folder with the night's links and flags.")] = Path(
         "stage"
@@ -226,6 +318,23 @@ def load(
         "loaded: "
         + ", ".join(f"{k} {v:,}" for k, v in result.rows.items())
         + f" in {result.seconds:.1f} s into {url.split('@')[-1]}"
+    )
+
+
+@app.command()
+def roles(
+    warehouse: Annotated[str, typer.Option(help="postgresql+psycopg:// URL of the shared warehouse.")],
+) -> None:
+    """Create the etl, monitor and analyst roles of a PostgreSQL warehouse and grant them."""
+    from warehouse.db import engine, upgrade
+    from warehouse.roles import ANALYST, ETL, MONITOR, create_roles
+
+    eng = engine(warehouse)
+    if eng.dialect.name == "postgresql":
+        upgrade(eng)
+    create_roles(eng)
+    console.print(
+        f"roles ready: {ETL} (writes), {MONITOR} (reads full identifiers), {ANALYST} (masked views)"
     )
 
 

@@ -121,3 +121,29 @@ def test_ingest_match_evaluate(tmp_path):
 def test_match_without_a_stage_says_so(tmp_path):
     result = _guardline("match", "--stage", str(tmp_path))
     assert result.returncode == 2 and "no register staged" in result.stderr
+
+
+def test_run_does_the_whole_night_and_refuses_without_a_key(tmp_path):
+    made = _guardline(
+        "generate",
+        "--out",
+        str(tmp_path),
+        "--households",
+        "80",
+        "--seed",
+        "5",
+        "--as-of",
+        "2026-11-27",
+        "--register-format",
+        "csv",
+    )
+    assert made.returncode == 0, made.stderr
+    refused = _guardline("run", "--inbox", str(tmp_path / "inbox"), "--as-of", "2026-11-27")
+    assert refused.returncode == 2 and "GUARDLINE_PSEUDONYM_KEY" in refused.stderr
+    assert not (tmp_path / "stage").exists(), "refused before doing anything"
+    night = _guardline("run", "--inbox", str(tmp_path / "inbox"), "--as-of", "2026-11-27", env_key=True)
+    assert night.returncode == 0, night.stderr
+    for step in ("extract+validate", "match", "rules", "load", "publish"):
+        assert step in night.stdout
+    assert (tmp_path / "warehouse.duckdb").is_file()
+    assert list((tmp_path / "outbox" / "2026-11-27").glob("*.xlsx"))

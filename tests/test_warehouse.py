@@ -120,3 +120,31 @@ def test_views_have_the_contracts_columns_and_analysts_see_no_full_identifier(ni
     full = set(night.records("registry")["id_number"])
     assert masked and not any(row["id_masked"] in full for row in masked)
     assert all(row["id_masked"][6:-4].strip("*") == "" for row in masked)
+
+
+@pytest.mark.parametrize("warehouse", ["postgresql"], indirect=True)
+def test_the_analyst_role_reads_masked_views_and_is_refused_identifiers(night, warehouse):
+    from warehouse.roles import ANALYST, create_roles
+
+    load_night(warehouse, night, AS_OF, demo=True)
+    create_roles(warehouse)
+    create_roles(warehouse)  # again: nothing changes, nothing fails
+    url = warehouse.url.set(username=ANALYST)
+    analyst = sa.create_engine(url)
+    try:
+        with analyst.connect() as c:
+            assert c.execute(sa.text("SELECT count(*) FROM v_persons_masked")).scalar_one() > 0
+            assert c.execute(sa.text("SELECT count(*) FROM v_record_links")).scalar_one() > 0
+        for table in ("persons", "households", "record_links"):
+            with analyst.connect() as c, pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                c.execute(sa.text(f"SELECT * FROM {table}"))
+    finally:
+        analyst.dispose()
+
+
+def test_roles_need_postgresql(tmp_path):
+    from guardline.errors import GuardlineError
+    from warehouse.roles import create_roles
+
+    with pytest.raises(GuardlineError, match="PostgreSQL"):
+        create_roles(engine(f"duckdb:///{tmp_path / 'x.duckdb'}"))
