@@ -117,6 +117,11 @@ def test_views_have_the_contracts_columns_and_analysts_see_no_full_identifier(ni
         ]
         assert len(flagged.fetchall()) == pl.read_parquet(night.root / "flags" / f"{AS_OF}.parquet").height
         masked = c.execute(sa.text("SELECT * FROM v_persons_masked")).mappings().fetchall()
+        summary = c.execute(sa.text("SELECT sum(households) FROM v_township_summary")).scalar_one()
+        version = c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert version == "0002"
+    firing = pl.read_parquet(night.root / "flags" / f"{AS_OF}.parquet").filter(pl.col("status") != "resolved")
+    assert summary == firing.select("household_id", "rule_id", "severity").unique().height
     full = set(night.records("registry")["id_number"])
     assert masked and not any(row["id_masked"] in full for row in masked)
     assert all(row["id_masked"][6:-4].strip("*") == "" for row in masked)

@@ -15,7 +15,13 @@ from guardline.errors import GuardlineError
 from warehouse.schema import VIEWS, metadata
 
 ETL, MONITOR, ANALYST = "guardline_etl", "guardline_monitor", "guardline_analyst"
-ANALYST_VIEWS = ("v_record_links", "v_flagged_households", "v_exit_candidates", "v_persons_masked")
+ANALYST_VIEWS = (
+    "v_record_links",
+    "v_flagged_households",
+    "v_exit_candidates",
+    "v_persons_masked",
+    "v_township_summary",
+)
 
 
 def create_roles(eng: sa.Engine) -> None:
