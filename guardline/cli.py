@@ -226,7 +226,7 @@ def run(
     from rules.run import flag_stage
     from warehouse.db import default_url, engine
     from warehouse.lists import write_lists
-    from warehouse.load import load_night
+    from warehouse.load import load_night, record_run
     from warehouse.privacy import pseudonym_key
 
     if not inbox.is_dir():
@@ -238,6 +238,7 @@ def run(
     eng = engine(url)
     pseudonym_key()  # refuse before any work when the key is missing
     times: dict[str, float] = {}
+    started = datetime.now()
     t = time.perf_counter()
     with console.status("extract and validate"):
         ingested = run_ingest(inbox, day, stage_dir, hr_url)
@@ -258,6 +259,32 @@ def run(
     t = time.perf_counter()
     written = write_lists(flagged.flags, Stage(stage_dir).records("registry"), day, out)
     times["publish"] = time.perf_counter() - t
+    record_run(
+        eng,
+        day,
+        {
+            "files": [
+                {
+                    "source": f.source,
+                    "file": f.file,
+                    "status": f.status,
+                    "rows_read": f.rows_read,
+                    "loaded": f.loaded,
+                    "quarantined": f.quarantined,
+                    "duplicates": f.duplicates,
+                }
+                for s in ingested.sources
+                for f in s.files
+            ],
+            "failed_sources": {s.source: s.reason for s in ingested.failed},
+            "links": matched.counts(),
+            "flags": dict(
+                flagged.flags.filter(pl.col("status") != "resolved").group_by("rule_id").len().iter_rows()
+            ),
+            "seconds": times,
+        },
+        started,
+    )
     summary = Table(title=f"The night of {day}")
     summary.add_column("step")
     summary.add_column("result")

@@ -145,5 +145,9 @@ def test_run_does_the_whole_night_and_refuses_without_a_key(tmp_path):
     assert night.returncode == 0, night.stderr
     for step in ("extract+validate", "match", "rules", "load", "publish"):
         assert step in night.stdout
-    assert (tmp_path / "warehouse.duckdb").is_file()
+    import sqlalchemy as sa
+
+    with sa.create_engine(f"duckdb:///{tmp_path / 'warehouse.duckdb'}").connect() as c:
+        counts = c.execute(sa.text("SELECT counts FROM run_audit")).scalar_one()
+    assert '"links"' in counts and '"seconds"' in counts and '"extract+validate"' in counts
     assert list((tmp_path / "outbox" / "2026-11-27").glob("*.xlsx"))

@@ -9,15 +9,20 @@ PostgreSQL takes COPY — never row by row.
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
 
 from connectors.stage import Stage
 from guardline.errors import GuardlineError
+from matching.prepare import DEPARTMENT_STAGES
+from matching.review import decisions_of
 from warehouse import schema
 from warehouse.db import upgrade
 from warehouse.privacy import mask_id, mask_phone, pseudonym_key, pseudonyms
@@ -59,6 +64,67 @@ def _replace(
     return bulk_insert(conn, table, frame)
 
 
+def staged_records(stage: Stage) -> pl.DataFrame:
+    """Every staged department record: its key, origin, date and the canonical values as JSON."""
+    frames = []
+    for stage_name in DEPARTMENT_STAGES:
+        records = stage.records(stage_name)
+        if records is None or records.height == 0:
+            continue
+        values = [
+            c for c in records.columns if c not in ("source", "source_record_id", "file", "row", "event_date")
+        ]
+        frames.append(
+            records.select(
+                "source",
+                "source_record_id",
+                "file",
+                pl.col("row").cast(pl.Int64),
+                "event_date",
+                pl.struct(values).struct.json_encode().alias("payload"),
+            )
+        )
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def record_run(eng: sa.Engine, as_of: date, counts: dict, started_at: datetime) -> str:
+    """The audit row of one run (its own transaction: the log of runs, not part of a night's
+    state, so re-running a night adds a row here and changes nothing else)."""
+    run_id = f"{as_of.isoformat()}:{uuid.uuid4().hex[:12]}"
+    row = pl.DataFrame(
+        [
+            {
+                "run_id": run_id,
+                "as_of_date": as_of,
+                "started_at": started_at,
+                "code_version": code_version(),
+                "counts": json.dumps(counts, ensure_ascii=False, default=str),
+            }
+        ]
+    )
+    with eng.begin() as conn:
+        bulk_insert(conn, schema.run_audit, row)
+    return run_id
+
+
+def code_version() -> str:
+    """The package version, and the git commit when run from a checkout."""
+    try:
+        from importlib.metadata import version
+
+        v = version("guardline")
+    except Exception:
+        v = "unknown"
+    head = Path(__file__).resolve().parents[1] / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            ref = (head.parent / ref[5:]).read_text().strip()
+        return f"{v}+{ref[:12]}"
+    except OSError:
+        return v
+
+
 def load_night(eng: sa.Engine, stage: Stage, as_of: date, demo: bool = False) -> LoadResult:
     """The register, links, the night's flags and exit candidates, processed files."""
     started = time.perf_counter()
@@ -95,5 +161,11 @@ def load_night(eng: sa.Engine, stage: Stage, as_of: date, demo: bool = False) ->
             conn, schema.exit_candidates, exits, schema.exit_candidates.c.as_of_date == as_of
         )
         result.rows["processed_files"] = _replace(conn, schema.processed_files, stage.ledger())
+        result.rows["source_records"] = _replace(conn, schema.source_records, staged_records(stage))
+        result.rows["quarantine"] = _replace(conn, schema.quarantine, stage.quarantine())
+        decisions = decisions_of(stage.root)
+        result.rows["review_decisions"] = _replace(
+            conn, schema.review_decisions, decisions if decisions is not None else pl.DataFrame()
+        )
     result.seconds = time.perf_counter() - started
     return result

@@ -104,6 +104,49 @@ processed_files = sa.Table(
     sa.Column("warnings", sa.String),
 )
 
+source_records = sa.Table(
+    "source_records",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("source_record_id", sa.String, primary_key=True),
+    sa.Column("file", sa.String),
+    sa.Column("row", sa.BigInteger),
+    sa.Column("event_date", sa.Date),
+    sa.Column("payload", sa.String),  # the canonical record as JSON, identifiers as delivered
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("sha256", sa.String, primary_key=True),
+    sa.Column("row", sa.BigInteger, primary_key=True),
+    sa.Column("source", sa.String),
+    sa.Column("file", sa.String),
+    sa.Column("field", sa.String),
+    sa.Column("reason", sa.String),
+    sa.Column("raw", sa.String),
+    sa.Column("as_of", sa.Date),
+)
+
+review_decisions = sa.Table(
+    "review_decisions",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("source_record_id", sa.String, primary_key=True),
+    sa.Column("person_id", sa.String, primary_key=True),
+    sa.Column("decision", sa.String, nullable=False),
+)
+
+run_audit = sa.Table(
+    "run_audit",
+    metadata,
+    sa.Column("run_id", sa.String, primary_key=True),
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("code_version", sa.String),
+    sa.Column("counts", sa.String),  # JSON: rows per file, links by status, flags by rule, time per step
+)
+
 # The views users read, as the migrations create them (their SQL lives in the
 # migrations, frozen with the revision that made them).
 VIEWS = (

@@ -29,9 +29,12 @@ VIEWS = {
 }
 
 
+FIRST_TABLES = ("households", "persons", "record_links", "flags", "exit_candidates", "processed_files")
+
+
 def upgrade() -> None:
     bind = op.get_bind()
-    metadata.create_all(bind)
+    metadata.create_all(bind, tables=[metadata.tables[t] for t in FIRST_TABLES])
     for name, sql in VIEWS.items():
         op.execute(f"CREATE VIEW {name} AS {sql}")
 
@@ -39,4 +42,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in reversed(list(VIEWS)):
         op.execute(f"DROP VIEW IF EXISTS {name}")
-    metadata.drop_all(op.get_bind())
+    metadata.drop_all(op.get_bind(), tables=[metadata.tables[t] for t in FIRST_TABLES])
