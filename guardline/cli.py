@@ -349,6 +349,14 @@ def load(
 
 
 @app.command()
+def dictionary() -> None:
+    """Print the data dictionary of the analysts' views (Markdown)."""
+    from warehouse.dictionary import markdown
+
+    print(markdown())
+
+
+@app.command()
 def roles(
     warehouse: Annotated[str, typer.Option(help="postgresql+psycopg:// URL of the shared warehouse.")],
 ) -> None:

@@ -172,3 +172,17 @@ def test_roles_need_postgresql(tmp_path):
 
     with pytest.raises(GuardlineError, match="PostgreSQL"):
         create_roles(engine(f"duckdb:///{tmp_path / 'x.duckdb'}"))
+
+
+def test_the_data_dictionary_describes_every_column_of_every_view(night, tmp_path):
+    from warehouse.dictionary import DICTIONARY, markdown
+    from warehouse.schema import VIEWS
+
+    eng = engine(f"duckdb:///{tmp_path / 'd.duckdb'}")
+    load_night(eng, night, AS_OF, demo=True)
+    with eng.connect() as c:
+        for view in VIEWS:
+            columns = list(c.execute(sa.text(f"SELECT * FROM {view} LIMIT 0")).keys())
+            assert list(DICTIONARY[view][1]) == columns, view
+    eng.dispose()
+    assert "## `v_record_links`" in markdown()
