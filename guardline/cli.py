@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from guardline.errors import GuardlineError
@@ -201,64 +202,53 @@ def flag(
     console.print(f"{households:,} households to visit; {result.exits.height:,} exit candidates")
 
 
-@app.command()
-def run(
-    inbox: Annotated[Path, typer.Option(help="The night's inbox (contracts/SOURCES.md layout).")],
-    as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
-    warehouse: Annotated[
-        str | None,
-        typer.Option(
-            help="SQLAlchemy URL; default the embedded DuckDB file warehouse.duckdb beside the inbox."
-        ),
-    ] = None,
-    hr_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the 人社 exchange database.")] = None,
-    outbox: Annotated[
-        Path | None, typer.Option(help="Where the township lists go (default beside the inbox).")
-    ] = None,
-    stage: Annotated[Path | None, typer.Option(help="Staging folder (default beside the inbox).")] = None,
+def _night(
+    inbox: Path, day: date, stage_dir: Path, out: Path, url: str, hr_url: str | None, demo: bool = False
 ) -> None:
-    """One night without a scheduler: extract, validate, match, check rules, load, publish."""
+    """The steps of one night, as `run` and `demo` do them, with a summary at the end."""
     import time
 
     from connectors.ingest import ingest as run_ingest
     from connectors.stage import Stage
     from matching.run import match_stage
     from rules.run import flag_stage
-    from warehouse.db import default_url, engine
+    from warehouse.db import engine
     from warehouse.lists import write_lists
     from warehouse.load import load_night, record_run
     from warehouse.privacy import pseudonym_key
 
-    if not inbox.is_dir():
-        raise GuardlineError(f"no inbox folder at {inbox}")
-    day = _as_of(as_of)
-    home = inbox.resolve().parent
-    stage_dir, out = stage or home / "stage", outbox or home / "outbox"
-    url = warehouse or default_url(home)
     eng = engine(url)
-    pseudonym_key()  # refuse before any work when the key is missing
+    pseudonym_key(demo)  # refuse before any work when the key is missing
     times: dict[str, float] = {}
     started = datetime.now()
-    t = time.perf_counter()
-    with console.status("extract and validate"):
-        ingested = run_ingest(inbox, day, stage_dir, hr_url)
-    times["extract+validate"] = time.perf_counter() - t
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("extract and validate", total=5)
+
+        def step(name: str, fn):
+            progress.update(task, description=name)
+            t = time.perf_counter()
+            value = fn()
+            times[name] = time.perf_counter() - t
+            progress.advance(task)
+            return value
+
+        ingested = step("extract+validate", lambda: run_ingest(inbox, day, stage_dir, hr_url))
+        matched = step("match", lambda: match_stage(Stage(stage_dir)))
+        flagged = step("rules", lambda: flag_stage(Stage(stage_dir), day))
+        loaded = step("load", lambda: load_night(eng, Stage(stage_dir), day, demo=demo))
+        written = step(
+            "publish", lambda: write_lists(flagged.flags, Stage(stage_dir).records("registry"), day, out)
+        )
     _print_ingest(ingested)
-    t = time.perf_counter()
-    with console.status("match"):
-        matched = match_stage(Stage(stage_dir))
-    times["match"] = time.perf_counter() - t
-    t = time.perf_counter()
-    with console.status("rules"):
-        flagged = flag_stage(Stage(stage_dir), day)
-    times["rules"] = time.perf_counter() - t
-    t = time.perf_counter()
-    with console.status("load"):
-        loaded = load_night(eng, Stage(stage_dir), day)
-    times["load"] = time.perf_counter() - t
-    t = time.perf_counter()
-    written = write_lists(flagged.flags, Stage(stage_dir).records("registry"), day, out)
-    times["publish"] = time.perf_counter() - t
+    firing = flagged.flags.filter(pl.col("status") != "resolved")
+    by_rule = dict(firing.group_by("rule_id").len().sort("rule_id").iter_rows())
     record_run(
         eng,
         day,
@@ -278,9 +268,7 @@ def run(
             ],
             "failed_sources": {s.source: s.reason for s in ingested.failed},
             "links": matched.counts(),
-            "flags": dict(
-                flagged.flags.filter(pl.col("status") != "resolved").group_by("rule_id").len().iter_rows()
-            ),
+            "flags": by_rule,
             "seconds": times,
         },
         started,
@@ -300,24 +288,57 @@ def run(
         ", ".join(f"{k} {v:,}" for k, v in sorted(matched.counts().items())),
         f"{times['match']:.1f} s",
     )
-    firing = flagged.flags.filter(pl.col("status") != "resolved")
     summary.add_row(
         "rules",
-        ", ".join(f"{r} {n:,}" for r, n in firing.group_by("rule_id").len().sort("rule_id").iter_rows()),
+        ", ".join(f"{r} {n:,}" for r, n in by_rule.items())
+        + f"; {firing['household_id'].n_unique():,} households to visit, "
+        f"{flagged.exits.height:,} exit candidates",
         f"{times['rules']:.1f} s",
     )
     summary.add_row(
         "load",
-        f"{loaded.rows.get('record_links', 0):,} links, {loaded.rows.get('flags', 0):,} flags",
+        f"{loaded.rows.get('record_links', 0):,} links, {loaded.rows.get('flags', 0):,} flags "
+        f"into {url.split('@')[-1]}",
         f"{times['load']:.1f} s",
     )
     summary.add_row(
         "publish", f"{len(written)} township lists in {out / day.isoformat()}", f"{times['publish']:.1f} s"
     )
     console.print(summary)
-    if ingested.failed:
-        for s in ingested.failed:
-            print(f"guardline: {s.source} failed tonight: {s.reason}", file=sys.stderr)
+    for s in ingested.failed:
+        print(f"guardline: {s.source} failed tonight: {s.reason}", file=sys.stderr)
+
+
+@app.command()
+def run(
+    inbox: Annotated[Path, typer.Option(help="The night's inbox (contracts/SOURCES.md layout).")],
+    as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
+    warehouse: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL; default the embedded DuckDB file warehouse.duckdb beside the inbox."
+        ),
+    ] = None,
+    hr_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the 人社 exchange database.")] = None,
+    outbox: Annotated[
+        Path | None, typer.Option(help="Where the township lists go (default beside the inbox).")
+    ] = None,
+    stage: Annotated[Path | None, typer.Option(help="Staging folder (default beside the inbox).")] = None,
+) -> None:
+    """One night without a scheduler: extract, validate, match, check rules, load, publish."""
+    from warehouse.db import default_url
+
+    if not inbox.is_dir():
+        raise GuardlineError(f"no inbox folder at {inbox}")
+    home = inbox.resolve().parent
+    _night(
+        inbox,
+        _as_of(as_of),
+        stage or home / "stage",
+        outbox or home / "outbox",
+        warehouse or default_url(home),
+        hr_url,
+    )
 
 
 @app.command()
@@ -453,44 +474,15 @@ def demo(
     out: Annotated[Path, typer.Option(help="Working folder of the demo.")] = Path("demo"),
     households: Annotated[int, typer.Option(help="Households in the county.")] = 10_000,
 ) -> None:
-    """Generate the default synthetic county and run the night on it: read and validate
-    the deliveries, link them to the register, check the rules, measure against the truth."""
-    from connectors.ingest import ingest as run_ingest
-    from connectors.stage import Stage
-    from matching.run import match_stage
-    from rules.run import flag_stage
+    """Generate the default synthetic county, run the night on the embedded warehouse
+    (extract, validate, match, rules, load, lists) and measure it against the truth."""
     from synth.generate import generate as run_generate
-    from warehouse.db import default_url, engine
-    from warehouse.lists import write_lists
-    from warehouse.load import load_night
+    from warehouse.db import default_url
 
     as_of = today()
-    summary = run_generate(out, households, 7, as_of, "default", "xlsx")
-    _print_generation(summary)
-    stage = out / "stage"
-    with console.status("reading and validating the deliveries"):
-        _print_ingest(run_ingest(out / "inbox", as_of, stage))
-    with console.status("linking records to the register"):
-        matched = match_stage(Stage(stage))
-    console.print("links: " + ", ".join(f"{k} {v:,}" for k, v in sorted(matched.counts().items())))
-    with console.status("checking the rules"):
-        flagged = flag_stage(Stage(stage), as_of)
-    firing = flagged.flags.filter(pl.col("status") != "resolved")
-    console.print(
-        "flags: "
-        + ", ".join(f"{r} {n:,}" for r, n in firing.group_by("rule_id").len().sort("rule_id").iter_rows())
-        + f"; {firing['household_id'].n_unique():,} households to visit, "
-        f"{flagged.exits.height:,} exit candidates"
-    )
-    loaded = load_night(engine(default_url(out)), Stage(stage), as_of, demo=True)
-    console.print(
-        "warehouse: "
-        + ", ".join(f"{k} {v:,}" for k, v in loaded.rows.items())
-        + f" in {out / 'warehouse.duckdb'}"
-    )
-    written = write_lists(flagged.flags, Stage(stage).records("registry"), as_of, out / "outbox")
-    console.print(f"{len(written)} township lists in {out / 'outbox' / as_of.isoformat()}")
-    evaluate(truth=out / "truth", stage=stage)
+    _print_generation(run_generate(out, households, 7, as_of, "default", "xlsx"))
+    _night(out / "inbox", as_of, out / "stage", out / "outbox", default_url(out), None, demo=True)
+    evaluate(truth=out / "truth", stage=out / "stage")
 
 
 review = typer.Typer(help="The review queue: export it for a person, import their decisions.")

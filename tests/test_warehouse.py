@@ -186,3 +186,39 @@ def test_the_data_dictionary_describes_every_column_of_every_view(night, tmp_pat
             assert list(DICTIONARY[view][1]) == columns, view
     eng.dispose()
     assert "## `v_record_links`" in markdown()
+
+
+def test_a_load_killed_mid_way_leaves_the_previous_state_and_the_next_completes(night, warehouse, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from warehouse.load import PAUSE
+
+    load_night(warehouse, night, AS_OF, demo=True)
+    before = _digest(warehouse)
+    url = warehouse.url.render_as_string(hide_password=False)
+    warehouse.dispose()  # DuckDB: one process may hold the file
+    signal_file = tmp_path / "paused"
+    code = (
+        "from datetime import date; from pathlib import Path; from connectors.stage import Stage; "
+        "from warehouse.db import engine; from warehouse.load import load_night; "
+        f"load_night(engine({url!r}), Stage(Path({str(night.root)!r})), date.fromisoformat({AS_OF.isoformat()!r}),"
+        " demo=True)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, PAUSE: f"60:{signal_file}"})
+    try:
+        deadline = time.time() + 120
+        while not signal_file.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert signal_file.exists(), "the load reached the middle of its transaction"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _digest(warehouse) == before, "nothing of the killed load remains"
+    load_night(warehouse, night, AS_OF, demo=True)
+    assert _digest(warehouse) == before

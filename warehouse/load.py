@@ -10,6 +10,7 @@ PostgreSQL takes COPY — never row by row.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -62,6 +63,19 @@ def _replace(
 ) -> int:
     conn.execute(table.delete() if where is None else table.delete().where(where))
     return bulk_insert(conn, table, frame)
+
+
+PAUSE = "GUARDLINE_FAULT_PAUSE"  # seconds to stop mid-load, with a signal file: for the kill test
+
+
+def _pause_for_fault_injection() -> None:
+    """Stop in the middle of the load's transaction when the kill test asks for it."""
+    spec = os.environ.get(PAUSE)
+    if spec:
+        seconds, _, signal_file = spec.partition(":")
+        if signal_file:
+            Path(signal_file).touch()
+        time.sleep(float(seconds))
 
 
 def staged_records(stage: Stage) -> pl.DataFrame:
@@ -156,6 +170,7 @@ def load_night(eng: sa.Engine, stage: Stage, as_of: date, demo: bool = False) ->
         result.rows["households"] = _replace(conn, schema.households, heads)
         result.rows["persons"] = _replace(conn, schema.persons, persons)
         result.rows["record_links"] = _replace(conn, schema.record_links, pl.read_parquet(links_path))
+        _pause_for_fault_injection()
         result.rows["flags"] = _replace(conn, schema.flags, flags, schema.flags.c.as_of_date == as_of)
         result.rows["exit_candidates"] = _replace(
             conn, schema.exit_candidates, exits, schema.exit_candidates.c.as_of_date == as_of
