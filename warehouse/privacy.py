@@ -36,26 +36,30 @@ def pseudonym_key(demo: bool = False) -> bytes:
     )
 
 
-def mask_id(expr: pl.Expr) -> pl.Expr:
-    """``433124********1234``: first 6 and last 4 characters kept, the rest starred."""
+def _mask(expr: pl.Expr, head: int, tail: int) -> pl.Expr:
+    """Keep ``head`` leading and ``tail`` trailing characters, star the rest (all of a short value)."""
     s = expr.str.strip_chars()
     n = s.str.len_chars()
+    keep = head + tail
     return (
-        pl.when(n > 10)
-        .then(pl.concat_str(s.str.slice(0, 6), pl.lit("*").repeat_by(n - 10).list.join(""), s.str.slice(-4)))
+        pl.when(n > keep)
+        .then(
+            pl.concat_str(
+                s.str.slice(0, head), pl.lit("*").repeat_by(n - keep).list.join(""), s.str.slice(-tail)
+            )
+        )
         .otherwise(pl.lit("*").repeat_by(n).list.join(""))
     )
+
+
+def mask_id(expr: pl.Expr) -> pl.Expr:
+    """``433124********1234``: first 6 and last 4 characters kept, the rest starred."""
+    return _mask(expr, 6, 4)
 
 
 def mask_phone(expr: pl.Expr) -> pl.Expr:
     """``138****5678``: first 3 and last 4 digits kept."""
-    s = expr.str.strip_chars()
-    n = s.str.len_chars()
-    return (
-        pl.when(n > 7)
-        .then(pl.concat_str(s.str.slice(0, 3), pl.lit("*").repeat_by(n - 7).list.join(""), s.str.slice(-4)))
-        .otherwise(pl.lit("*").repeat_by(n).list.join(""))
-    )
+    return _mask(expr, 3, 4)
 
 
 def pseudonyms(values: pl.Series, key: bytes) -> pl.Series:
