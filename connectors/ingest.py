@@ -188,15 +188,7 @@ def _stage_batches(
     current = None if replace_all else stage.records(source.stage_name)
     if incoming is None or incoming.height == 0:
         return current if current is not None else pl.DataFrame()
-    ignored = {
-        "source",
-        "source_record_id",
-        "file",
-        "row",
-        *(c.name for c in source.columns if not c.compared),
-    }
-    values = [c for c in incoming.columns if c not in ignored]
-    merged = merge_versions(current, incoming, values)
+    merged = merge_versions(current, incoming, compared_values(source, incoming.columns))
     counts = merged.outcome.group_by("file").agg(
         pl.col("duplicate").sum(),
         pl.col("superseded").sum(),
@@ -429,7 +421,9 @@ def read_inbox(inbox: Path, as_of: date, hr_url: str | None = None) -> dict[str,
     return out
 
 
-def _latest(source: Source, rows: pl.DataFrame) -> pl.DataFrame:
+def compared_values(source: Source, columns: list[str]) -> list[str]:
+    """The columns whose values decide duplicate (equal) or supersede (different): not the
+    key, not where the row came from, not a row number like 序号."""
     ignored = {
         "source",
         "source_record_id",
@@ -437,6 +431,10 @@ def _latest(source: Source, rows: pl.DataFrame) -> pl.DataFrame:
         "row",
         *(c.name for c in source.columns if not c.compared),
     }
+    return [c for c in columns if c not in ignored]
+
+
+def _latest(source: Source, rows: pl.DataFrame) -> pl.DataFrame:
     return merge_versions(
-        None, rows.with_columns(pl.col("row").cast(pl.Int64)), [c for c in rows.columns if c not in ignored]
+        None, rows.with_columns(pl.col("row").cast(pl.Int64)), compared_values(source, rows.columns)
     ).records

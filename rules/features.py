@@ -81,13 +81,9 @@ def _matched(records: pl.DataFrame | None, links: pl.DataFrame, source: str) -> 
     return records.join(chosen, on="source_record_id", how="inner")
 
 
-def households(register: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Household-level register columns read from the 户主's row (else the first by 人编号)."""
-    members = register.group_by("household_id").agg(
-        pl.len().alias("rows"),
-        pl.col("labour").is_in(list(CAN_WORK)).sum().alias("members_can_work"),
-    )
-    # The 户主's row, else the household's first row by 人编号 (no sort of the whole register).
+def head_rows(register: pl.DataFrame) -> pl.DataFrame:
+    """One register row per household: the 户主's, else its first by 人编号 (RULES.md), found
+    without sorting the whole register."""
     first = register.group_by("household_id").agg(pl.col("person_id").min().alias("__first"))
     heads = (
         register.filter(pl.col("relation") == "户主")
@@ -97,7 +93,16 @@ def households(register: pl.DataFrame, as_of: date) -> pl.DataFrame:
     chosen = first.join(heads, on="household_id", how="left").select(
         pl.coalesce("__head", "__first").alias("person_id")
     )
-    heads = register.join(chosen, on="person_id", how="semi")
+    return register.join(chosen, on="person_id", how="semi")
+
+
+def households(register: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """Household-level register columns read from the 户主's row (else the first by 人编号)."""
+    members = register.group_by("household_id").agg(
+        pl.len().alias("rows"),
+        pl.col("labour").is_in(list(CAN_WORK)).sum().alias("members_can_work"),
+    )
+    heads = head_rows(register)
     month_index = as_of.year * 12 + as_of.month - 1
     ident = pl.col("identified_month")
     return (

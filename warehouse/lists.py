@@ -17,6 +17,8 @@ from pathlib import Path
 import polars as pl
 import xlsxwriter
 
+from rules.features import head_rows
+
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 SEVERITY_WORDS = {"high": "高", "medium": "中", "low": "低"}
 LIST_COLUMNS = (
@@ -47,20 +49,16 @@ def visit_list(flags: pl.DataFrame, register: pl.DataFrame) -> pl.DataFrame:
     firing = flags.filter(pl.col("status") != "resolved").with_columns(
         pl.col("severity").replace_strict(SEVERITY_ORDER, default=3).alias("__rank")
     )
-    heads = (
-        register.filter(pl.col("relation") == "户主")
-        .unique("household_id", keep="first")
-        .select(
-            "household_id",
-            "township",
-            "village",
-            pl.col("name").alias("户主姓名"),
-            pl.col("id_number").alias("户主证件号码"),
-            pl.col("phone").alias("联系电话"),
-            pl.col("household_size").alias("人数"),
-            pl.col("household_type").alias("户类型"),
-            pl.col("monitored_category").fill_null("").alias("监测对象类别"),
-        )
+    heads = head_rows(register).select(
+        "household_id",
+        "township",
+        "village",
+        pl.col("name").alias("户主姓名"),
+        pl.col("id_number").alias("户主证件号码"),
+        pl.col("phone").alias("联系电话"),
+        pl.col("household_size").alias("人数"),
+        pl.col("household_type").alias("户类型"),
+        pl.col("monitored_category").fill_null("").alias("监测对象类别"),
     )
     per_household = (
         firing.sort("__rank", "rule_id")

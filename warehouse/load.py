@@ -24,6 +24,7 @@ from connectors.stage import Stage
 from guardline.errors import GuardlineError
 from matching.prepare import DEPARTMENT_STAGES
 from matching.review import decisions_of
+from rules.features import head_rows
 from warehouse import schema
 from warehouse.db import upgrade
 from warehouse.privacy import mask_id, mask_phone, pseudonym_key, pseudonyms
@@ -156,11 +157,7 @@ def load_night(eng: sa.Engine, stage: Stage, as_of: date, demo: bool = False) ->
         mask_id(pl.col("id_number")).alias("id_masked"),
         pseudonyms(register["id_number"], key).alias("id_pseudonym"),
     )
-    heads = (
-        register.sort("household_id", pl.col("relation") != "户主", "person_id")
-        .unique("household_id", keep="first", maintain_order=True)
-        .with_columns(mask_phone(pl.col("phone")).alias("phone_masked"))
-    )
+    heads = head_rows(register).with_columns(mask_phone(pl.col("phone")).alias("phone_masked"))
     flags = pl.read_parquet(flags_path)
     exits_path = stage.root / "exit" / f"{as_of.isoformat()}.parquet"
     exits = pl.read_parquet(exits_path) if exits_path.exists() else pl.DataFrame()
