@@ -11,9 +11,11 @@ wait for the next run, and the other sources go on.
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -22,11 +24,11 @@ import polars as pl
 from connectors import human_resources, registry
 from connectors.canonical import PROBLEMS, Canonical, canonicalize, raw_values
 from connectors.readers import RawBatch, read_file
-from connectors.sources import DATABASE_SOURCES, FILE_SOURCES
+from connectors.sources import BY_STAGE_NAME, DATABASE_SOURCES, DEPARTMENTS, FILE_SOURCES
 from connectors.spec import Source
 from connectors.stage import LEDGER_SCHEMA, QUARANTINE_SCHEMA, Stage, merge_versions
 from connectors.validation import Validator
-from guardline.errors import DeliveryError
+from guardline.errors import DeliveryError, GuardlineError
 
 
 @dataclass
@@ -270,16 +272,128 @@ def _finish(
         stage.save_ledger(_ledger_rows([b.result for b in batches], as_of))
 
 
-def ingest_files(
-    source: Source, inbox: Path, as_of: date, stage: Stage, validator: Validator
-) -> SourceResult:
-    """The new files of one file-delivered source."""
-    started = time.perf_counter()
-    out = SourceResult(source.name)
+@dataclass
+class Landing:
+    """One source's new deliveries of one night, read but not yet staged.
+
+    ``extract`` makes it, ``validate`` types and checks its batches, ``stage`` merges
+    them. The CLI passes it from step to step in memory; the sync DAGs, whose steps
+    are separate tasks on possibly separate workers, save it between them as Parquet
+    files and a manifest (``save``/``load``), so that XCom carries only its path.
+    """
+
+    source: str  # the department: a Source.name
+    as_of: date
+    batches: list[_Batch] = field(default_factory=list)
+    failures: list[tuple[FileResult, pl.DataFrame]] = field(default_factory=list)
+    skipped: list[FileResult] = field(default_factory=list)
+    fatal: str = ""  # the exchange database could not be read: the source fails as a whole
+
+    @property
+    def exchange(self) -> bool:
+        return self.source == human_resources.EMPLOYMENT.name
+
+    def save(self, folder: Path) -> Path:
+        """Write the landing under ``folder`` (replacing an earlier one); returns the folder."""
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        manifest: dict = {
+            "source": self.source,
+            "as_of": self.as_of.isoformat(),
+            "fatal": self.fatal,
+            "skipped": [asdict(r) for r in self.skipped],
+            "failures": [],
+            "batches": [],
+        }
+        for i, (result, quarantine) in enumerate(self.failures):
+            quarantine.write_parquet(folder / f"failure-{i}.parquet")
+            manifest["failures"].append({"result": asdict(result), "quarantine": f"failure-{i}.parquet"})
+        for i, b in enumerate(self.batches):
+            entry = {
+                "result": asdict(b.result),
+                "failure": b.failure,
+                "raw": {
+                    "source": b.raw.source,
+                    "file": b.raw.file,
+                    "sha256": b.raw.sha256,
+                    "size": b.raw.size,
+                    "header_row": b.raw.header_row,
+                    "warnings": b.raw.warnings,
+                },
+            }
+            b.raw.frame.write_parquet(folder / f"raw-{i}.parquet")
+            if b.raw.rejected is not None:
+                b.raw.rejected.write_parquet(folder / f"rejected-{i}.parquet")
+            if b.canonical is not None:
+                b.canonical.frame.write_parquet(folder / f"canonical-{i}.parquet")
+            manifest["batches"].append(entry)
+        (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), "utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> Landing:
+        manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+        landing = cls(
+            manifest["source"],
+            date.fromisoformat(manifest["as_of"]),
+            skipped=[FileResult(**r) for r in manifest["skipped"]],
+            failures=[
+                (FileResult(**f["result"]), pl.read_parquet(folder / f["quarantine"]))
+                for f in manifest["failures"]
+            ],
+            fatal=manifest["fatal"],
+        )
+        for i, entry in enumerate(manifest["batches"]):
+            rejected = folder / f"rejected-{i}.parquet"
+            raw = RawBatch(
+                **entry["raw"],
+                frame=pl.read_parquet(folder / f"raw-{i}.parquet"),
+                rejected=pl.read_parquet(rejected) if rejected.exists() else None,
+            )
+            canonical_path = folder / f"canonical-{i}.parquet"
+            canonical = (
+                Canonical(BY_STAGE_NAME[raw.source], raw.file, pl.read_parquet(canonical_path))
+                if canonical_path.exists()
+                else None
+            )
+            landing.batches.append(_Batch(raw, canonical, FileResult(**entry["result"]), entry["failure"]))
+        return landing
+
+
+def source_named(name: str) -> Source:
+    """A department by name: a file source, or the 人社 exchange (its first table stands for it)."""
+    for source in (*FILE_SOURCES, human_resources.EMPLOYMENT):
+        if source.name == name:
+            return source
+    raise GuardlineError(f"no source named {name!r}; the sources are {', '.join(DEPARTMENTS)}")
+
+
+def extract(name: str, inbox: Path, as_of: date, stage: Stage, hr_url: str | None = None) -> Landing:
+    """Read the new deliveries of one source: files not loaded before, or one pull of the
+    exchange tables behind their watermarks."""
+    source = source_named(name)
+    landing = Landing(source.name, as_of)
+    if landing.exchange:
+        url = hr_url or default_hr_url(inbox)
+        if url is None:
+            landing.fatal = (
+                "no exchange database: give --hr-url, or put exchange.sqlite in inbox/human_resources/"
+            )
+            return landing
+        for table in DATABASE_SOURCES:
+            result = FileResult(table.stage_name, f"exchange:{table.table}", "loaded")
+            try:
+                raw = human_resources.pull(table, url, stage.watermark(table.stage_name))
+            except DeliveryError as exc:
+                result.status, result.reason = "failed", exc.reason
+                landing.fatal = str(exc)
+                landing.failures.append((result, pl.DataFrame(schema=QUARANTINE_SCHEMA)))
+                return landing
+            raw.sha256 = result.sha256 = f"pull:{as_of.isoformat()}"
+            landing.batches.append(_Batch(raw, None, result))
+        return landing
     done = stage.loaded_checksums(source.stage_name)
-    batches: list[_Batch] = []
-    failures: list[tuple[FileResult, pl.DataFrame]] = []
-    skipped: list[FileResult] = []
     for path in _list_files(source, inbox, as_of):
         file = path.relative_to(inbox).as_posix()
         result = FileResult(source.stage_name, file, "loaded", size=path.stat().st_size)
@@ -288,59 +402,83 @@ def ingest_files(
         except DeliveryError as exc:
             result.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
             if result.sha256 in done:
-                skipped.append(
+                landing.skipped.append(
                     FileResult(source.stage_name, file, "skipped", "already loaded", result.sha256)
                 )
                 continue
-            result.status, result.reason = (
-                "failed",
-                exc.reason if exc.row is None else str(exc).split(": ", 1)[1],
-            )
-            failures.append((result, _file_level(source, file, result.sha256, str(exc), as_of)))
+            result.status = "failed"
+            result.reason = exc.reason if exc.row is None else str(exc).split(": ", 1)[1]
+            landing.failures.append((result, _file_level(source, file, result.sha256, str(exc), as_of)))
             continue
         result.sha256 = raw.sha256
         if raw.sha256 in done:
-            skipped.append(FileResult(source.stage_name, file, "skipped", "already loaded", raw.sha256))
+            landing.skipped.append(
+                FileResult(source.stage_name, file, "skipped", "already loaded", raw.sha256)
+            )
             continue
-        batches.append(_prepare(source, raw, as_of, validator, result))
-    if not batches and not failures:
+        landing.batches.append(_Batch(raw, None, result))
+    return landing
+
+
+def validate(landing: Landing, validator: Validator) -> Landing:
+    """Type every batch and run its source's Great Expectations suite on it."""
+    landing.batches = [
+        b
+        if b.canonical is not None
+        else _prepare(BY_STAGE_NAME[b.raw.source], b.raw, landing.as_of, validator, b.result)
+        for b in landing.batches
+    ]
+    return landing
+
+
+def stage(landing: Landing, into: Stage) -> SourceResult:
+    """Merge a validated landing into the stage, or fail its source for the night with the
+    rows quarantined; the ledger keeps the account of every file either way."""
+    started = time.perf_counter()
+    if any(b.canonical is None for b in landing.batches):
+        raise GuardlineError(f"{landing.source}: the landing of {landing.as_of} was not validated")
+    result = (_stage_exchange if landing.exchange else _stage_files)(landing, into)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _stage_files(landing: Landing, stage: Stage) -> SourceResult:
+    source = source_named(landing.source)
+    out = SourceResult(source.name)
+    if not landing.batches and not landing.failures:
         out.status = "nothing new"
     else:
         _finish(
-            source, batches, failures, [], stage, as_of, out, replace_all=source.name == registry.SOURCE.name
+            source,
+            landing.batches,
+            landing.failures,
+            [],
+            stage,
+            landing.as_of,
+            out,
+            replace_all=source.name == registry.SOURCE.name,
         )
-    out.files += skipped
+    out.files += landing.skipped
     if out.records == 0:
         current = stage.records(source.stage_name)
         out.records = current.height if current is not None else 0
-    out.seconds = time.perf_counter() - started
     return out
 
 
-def ingest_exchange(url: str, as_of: date, stage: Stage, validator: Validator) -> SourceResult:
-    """Both 人社 tables, pulled behind their watermarks; the source fails if either does."""
-    started = time.perf_counter()
-    out = SourceResult(human_resources.EMPLOYMENT.name)
-    prepared: list[tuple[Source, _Batch]] = []
-    for table in DATABASE_SOURCES:
-        result = FileResult(table.stage_name, f"exchange:{table.table}", "loaded")
-        try:
-            raw = human_resources.pull(table, url, stage.watermark(table.stage_name))
-        except DeliveryError as exc:
-            result.status, result.reason = "failed", exc.reason
-            out.status, out.reason = "failed", str(exc)
-            out.files.append(result)
-            stage.save_ledger(_ledger_rows([result], as_of))
-            out.seconds = time.perf_counter() - started
-            return out
-        raw.sha256 = f"pull:{as_of.isoformat()}"
-        result.sha256 = raw.sha256
-        prepared.append((table, _prepare(table, raw, as_of, validator, result)))
+def _stage_exchange(landing: Landing, stage: Stage) -> SourceResult:
+    """Both 人社 tables; the source fails if either does."""
+    as_of = landing.as_of
+    out = SourceResult(landing.source)
+    if landing.fatal:
+        out.status, out.reason = "failed", landing.fatal
+        out.files += [r for r, _ in landing.failures]
+        stage.save_ledger(_ledger_rows(out.files, as_of))
+        return out
+    prepared = [(BY_STAGE_NAME[b.raw.source], b) for b in landing.batches]
     if any(b.failure for _, b in prepared):
         for table, b in prepared:
             _finish(table, [b], [], [], stage, as_of, out)
         out.status = "failed"
-        out.seconds = time.perf_counter() - started
         return out
     ledger = stage.ledger()
     for table, b in prepared:
@@ -360,7 +498,6 @@ def ingest_exchange(url: str, as_of: date, stage: Stage, validator: Validator) -
             table.stage_name,
             human_resources.advance(stage.watermark(table.stage_name), b.canonical.good, table),
         )
-    out.seconds = time.perf_counter() - started
     return out
 
 
@@ -379,25 +516,14 @@ def ingest(
     sources: Iterable[str] | None = None,
 ) -> IngestResult:
     """Extract, validate and stage every source (or the named ones) for the night ``as_of``."""
-    stage = Stage(stage_dir)
+    staged = Stage(stage_dir)
     validator = Validator(reports or stage_dir / "reports")
     wanted = set(sources) if sources is not None else None
-    results: list[SourceResult] = []
-    for source in FILE_SOURCES:
-        if wanted is None or source.name in wanted:
-            results.append(ingest_files(source, inbox, as_of, stage, validator))
-    if wanted is None or human_resources.EMPLOYMENT.name in wanted:
-        url = hr_url or default_hr_url(inbox)
-        if url is None:
-            results.append(
-                SourceResult(
-                    "human_resources",
-                    "failed",
-                    "no exchange database: give --hr-url, or put exchange.sqlite in inbox/human_resources/",
-                )
-            )
-        else:
-            results.append(ingest_exchange(url, as_of, stage, validator))
+    results = [
+        stage(validate(extract(name, inbox, as_of, staged, hr_url), validator), staged)
+        for name in DEPARTMENTS
+        if wanted is None or name in wanted
+    ]
     return IngestResult(as_of, results, validator.build_docs())
 
 

@@ -116,9 +116,20 @@ class Stage:
         path = self._records_path(stage_name)
         return pl.read_parquet(path) if path.exists() else None
 
-    def ledger(self) -> pl.DataFrame:
-        path = self.root / "ledger.parquet"
-        return pl.read_parquet(path) if path.exists() else pl.DataFrame(schema=LEDGER_SCHEMA)
+    def ledger(self, stage_name: str | None = None) -> pl.DataFrame:
+        """The account of every file, kept per source so that the sync DAGs of different
+        departments, running at the same time, never write the same file."""
+        paths = (
+            sorted((self.root / "ledger").glob("*.parquet"))
+            if stage_name is None
+            else [self.root / "ledger" / f"{stage_name}.parquet"]
+        )
+        frames = [pl.read_parquet(p) for p in paths if p.exists()]
+        return (
+            pl.concat(frames).sort("as_of", "source", "file")
+            if frames
+            else pl.DataFrame(schema=LEDGER_SCHEMA)
+        )
 
     def quarantine(self, stage_name: str | None = None) -> pl.DataFrame:
         paths = (
@@ -130,8 +141,8 @@ class Stage:
         return pl.concat(frames) if frames else pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
     def loaded_checksums(self, stage_name: str) -> set[str]:
-        ledger = self.ledger()
-        return set(ledger.filter((pl.col("source") == stage_name) & (pl.col("status") == "loaded"))["sha256"])
+        ledger = self.ledger(stage_name)
+        return set(ledger.filter(pl.col("status") == "loaded")["sha256"])
 
     def save_records(self, stage_name: str, records: pl.DataFrame) -> None:
         _write_parquet(records, self._records_path(stage_name))
@@ -155,12 +166,13 @@ class Stage:
         if entries.height == 0:
             return
         entries = entries.select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)
-        old = self.ledger().join(
-            entries.select("source", "file", "sha256"), on=["source", "file", "sha256"], how="anti"
-        )
-        _write_parquet(
-            pl.concat([old, entries]).sort("as_of", "source", "file"), self.root / "ledger.parquet"
-        )
+        for (stage_name,), part in entries.group_by("source"):
+            old = self.ledger(stage_name).join(
+                part.select("file", "sha256"), on=["file", "sha256"], how="anti"
+            )
+            _write_parquet(
+                pl.concat([old, part]).sort("as_of", "file"), self.root / "ledger" / f"{stage_name}.parquet"
+            )
 
     def watermark(self, stage_name: str) -> Watermark:
         data = self._watermarks().get(stage_name) or {}

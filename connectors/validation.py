@@ -10,9 +10,12 @@ parse time.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -81,14 +84,19 @@ class Validator:
         self.gx = gx
         self.reports = reports
         reports.mkdir(parents=True, exist_ok=True)
-        self.context = gx.get_context(mode="file", project_root_dir=str(reports))
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self.datasource = self.context.data_sources.add_or_update_pandas("guardline")
+        with _locked(reports):
+            self.context = gx.get_context(mode="file", project_root_dir=str(reports))
+            self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            self.datasource = self.context.data_sources.add_or_update_pandas("guardline")
         self._checkpoints: dict[str, Any] = {}
 
     def _checkpoint(self, stage_name: str) -> Any:
-        if stage_name in self._checkpoints:
-            return self._checkpoints[stage_name]
+        if stage_name not in self._checkpoints:
+            with _locked(self.reports):
+                self._checkpoints[stage_name] = self._add_checkpoint(stage_name)
+        return self._checkpoints[stage_name]
+
+    def _add_checkpoint(self, stage_name: str) -> Any:
         gx = self.gx
         from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -114,13 +122,11 @@ class Validator:
         definition_ = self.context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=stage_name, data=batch, suite=suite)
         )
-        checkpoint = self.context.checkpoints.add_or_update(
+        return self.context.checkpoints.add_or_update(
             gx.Checkpoint(
                 name=stage_name, validation_definitions=[definition_], actions=[], result_format="SUMMARY"
             )
         )
-        self._checkpoints[stage_name] = checkpoint
-        return checkpoint
 
     def validate(self, source: Source, frame: pl.DataFrame, run_date: date, batch_name: str) -> Verdict:
         """Run the source's suite on one canonical batch (every row, usable or not)."""
@@ -160,9 +166,23 @@ class Validator:
 
     def build_docs(self) -> Path:
         """Render every kept result as Data Docs; the index a data engineer opens."""
-        self.context.build_data_docs()
+        with _locked(self.reports):
+            self.context.build_data_docs()
         return self.reports / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+@contextmanager
+def _locked(reports: Path) -> Iterator[None]:
+    """One writer at a time in a reports folder: the sync DAGs of several departments
+    validate the same county at the same time, and GX's file context is not safe for
+    concurrent writers (its config, stores and Data Docs are plain files)."""
+    with (reports / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -17,3 +17,8 @@ class DeliveryError(GuardlineError):
         self.file, self.reason, self.row, self.field = file, reason, row, field
         where = file + (f", row {row}" if row is not None else "") + (f", {field}" if field else "")
         super().__init__(f"{where}: {reason}")
+
+
+class Unavailable(GuardlineError):
+    """A system we read from did not answer (the 人社 exchange database): worth trying
+    again later, where a bad delivery or setting is not. The DAGs retry only these."""

@@ -13,6 +13,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -140,44 +141,88 @@ def code_version() -> str:
         return v
 
 
-def load_night(eng: sa.Engine, stage: Stage, as_of: date, demo: bool = False) -> LoadResult:
-    """The register, links, the night's flags and exit candidates, processed files."""
-    started = time.perf_counter()
-    key = pseudonym_key(demo)
+def _night_frames(stage: Stage, as_of: date, key: bytes) -> dict[str, pl.DataFrame]:
+    """What one county's stage contributes to the warehouse for the night ``as_of``."""
     register = stage.records("registry")
     if register is None:
-        raise GuardlineError("no register staged yet: run `guardline ingest` first")
+        raise GuardlineError(f"no register staged yet in {stage.root}: run `guardline ingest` first")
     links_path = stage.root / "links.parquet"
     flags_path = stage.root / "flags" / f"{as_of.isoformat()}.parquet"
     if not links_path.exists() or not flags_path.exists():
         raise GuardlineError(
             f"the night of {as_of} is not complete in {stage.root}: run match and flag first"
         )
-    persons = register.with_columns(
-        mask_id(pl.col("id_number")).alias("id_masked"),
-        pseudonyms(register["id_number"], key).alias("id_pseudonym"),
-    )
-    heads = head_rows(register).with_columns(mask_phone(pl.col("phone")).alias("phone_masked"))
-    flags = pl.read_parquet(flags_path)
     exits_path = stage.root / "exit" / f"{as_of.isoformat()}.parquet"
-    exits = pl.read_parquet(exits_path) if exits_path.exists() else pl.DataFrame()
+    decisions = decisions_of(stage.root)
+    return {
+        "households": head_rows(register).with_columns(mask_phone(pl.col("phone")).alias("phone_masked")),
+        "persons": register.with_columns(
+            mask_id(pl.col("id_number")).alias("id_masked"),
+            pseudonyms(register["id_number"], key).alias("id_pseudonym"),
+        ),
+        "record_links": pl.read_parquet(links_path),
+        "flags": pl.read_parquet(flags_path),
+        "exit_candidates": pl.read_parquet(exits_path) if exits_path.exists() else pl.DataFrame(),
+        "processed_files": stage.ledger(),
+        "source_records": staged_records(stage),
+        "quarantine": stage.quarantine(),
+        "review_decisions": decisions if decisions is not None else pl.DataFrame(),
+    }
+
+
+# A record seen by several counties (a provincial 人社 exchange pulled by each) is one
+# record in the warehouse: its best link wins, a match before a review before nothing.
+_LINK_ORDER = {"matched": 0, "review": 1, "unmatched": 2}
+
+
+def _union(table: sa.Table, parts: list[tuple[str, pl.DataFrame]]) -> pl.DataFrame:
+    """The counties' rows of one table; a register key in two counties is refused."""
+    frames = [f.with_columns(pl.lit(county).alias("__county")) for county, f in parts if f.height]
+    if not frames:
+        return pl.DataFrame()
+    rows = pl.concat(frames, how="diagonal_relaxed")
+    keys = [c.name for c in table.primary_key.columns]
+    if table.name in ("households", "persons"):
+        twice = (
+            rows.group_by(keys)
+            .agg(pl.col("__county").unique().sort())
+            .filter(pl.col("__county").list.len() > 1)
+        )
+        if twice.height:
+            first = twice.row(0, named=True)
+            raise GuardlineError(
+                f"{table.name}: {keys[0]} {first[keys[0]]} is in the registers of "
+                f"{' and '.join(first['__county'])} ({twice.height} such keys): a register key "
+                "belongs to one county"
+            )
+    elif table.name == "record_links":
+        rows = rows.sort(pl.col("match_status").replace_strict(_LINK_ORDER, default=3), maintain_order=True)
+    return rows.unique(keys, keep="first", maintain_order=True).drop("__county")
+
+
+def load_night(
+    eng: sa.Engine, stages: Stage | Mapping[str, Stage], as_of: date, demo: bool = False
+) -> LoadResult:
+    """The register, links, the night's flags and exit candidates, processed files — of one
+    stage, or of many counties' stages (``{county: stage}``) in one transaction."""
+    started = time.perf_counter()
+    key = pseudonym_key(demo)
+    counties = {"": stages} if isinstance(stages, Stage) else dict(stages)
+    if not counties:
+        raise GuardlineError("no county to load")
+    nights = {county: _night_frames(stage, as_of, key) for county, stage in counties.items()}
+    tables = {name: schema.metadata.tables[name] for name in next(iter(nights.values()))}
+    frames = {
+        name: _union(table, [(c, n[name]) for c, n in nights.items()]) for name, table in tables.items()
+    }
+    night_scoped = {"flags", "exit_candidates"}
     upgrade(eng)
     result = LoadResult()
     with eng.begin() as conn:
-        result.rows["households"] = _replace(conn, schema.households, heads)
-        result.rows["persons"] = _replace(conn, schema.persons, persons)
-        result.rows["record_links"] = _replace(conn, schema.record_links, pl.read_parquet(links_path))
-        _pause_for_fault_injection()
-        result.rows["flags"] = _replace(conn, schema.flags, flags, schema.flags.c.as_of_date == as_of)
-        result.rows["exit_candidates"] = _replace(
-            conn, schema.exit_candidates, exits, schema.exit_candidates.c.as_of_date == as_of
-        )
-        result.rows["processed_files"] = _replace(conn, schema.processed_files, stage.ledger())
-        result.rows["source_records"] = _replace(conn, schema.source_records, staged_records(stage))
-        result.rows["quarantine"] = _replace(conn, schema.quarantine, stage.quarantine())
-        decisions = decisions_of(stage.root)
-        result.rows["review_decisions"] = _replace(
-            conn, schema.review_decisions, decisions if decisions is not None else pl.DataFrame()
-        )
+        for name, table in tables.items():
+            if name == "flags":
+                _pause_for_fault_injection()
+            where = table.c.as_of_date == as_of if name in night_scoped else None
+            result.rows[name] = _replace(conn, table, frames[name], where)
     result.seconds = time.perf_counter() - started
     return result

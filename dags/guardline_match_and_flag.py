@@ -1,0 +1,100 @@
+"""Match and flag: runs when every department has settled its night (or a new register
+export was staged), for the night their asset events carry.
+
+night, counties → match (per county) → rules (per county) → load → publish. Matching and rules map
+over the counties whose register is staged, so a province's counties spread over the
+workers; the load takes every county in one warehouse transaction (re-running a night
+replaces that night: loads are idempotent), then each county's township lists are
+written. Data moves through the stage's Parquet files and the warehouse; XCom carries
+the date, county names, counts and paths.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, get_current_context, task
+
+from guardline import orchestration as orch
+
+SPEC = orch.config()["match_and_flag"]
+
+
+@dag(
+    dag_id=SPEC["dag_id"],
+    description="Match every county's records to its register, run the rules, load, publish the lists",
+    schedule=orch.night_assets(),
+    start_date=orch.start_date(),
+    catchup=False,
+    max_active_runs=1,  # one writer: the embedded DuckDB warehouse takes no other
+    default_args=orch.default_args(),
+    params=orch.params(),
+    tags=["guardline", "match", "rules", "warehouse"],
+    doc_md=__doc__,
+)
+def guardline_match_and_flag():
+    @task
+    def night() -> str:
+        return orch.as_of(get_current_context()).isoformat()
+
+    @task
+    @orch.guarded
+    def counties() -> list[str]:
+        from guardline import steps
+
+        _, stage_root, _ = orch.folders()
+        return steps.staged_counties(stage_root)
+
+    @task(map_index_template="{{ county }}")
+    @orch.guarded
+    def match(county: str) -> dict:
+        from guardline import steps
+
+        get_current_context()["county"] = county
+        _, stage_root, _ = orch.folders()
+        return steps.match(stage_root, county, SPEC["matching_settings"])
+
+    @task(map_index_template="{{ county }}")
+    @orch.guarded
+    def rules(county: str, as_of: str) -> dict:
+        from datetime import date
+
+        from guardline import steps
+
+        get_current_context()["county"] = county
+        _, stage_root, _ = orch.folders()
+        return steps.flag(stage_root, county, date.fromisoformat(as_of))
+
+    @task
+    @orch.guarded
+    def load(counties: list[str], as_of: str) -> dict:
+        from datetime import date
+
+        from guardline import steps
+
+        _, stage_root, _ = orch.folders()
+        orch.provide_pseudonym_key()
+        ctx = get_current_context()
+        return steps.load(
+            orch.warehouse_url(stage_root),
+            stage_root,
+            list(counties),
+            date.fromisoformat(as_of),
+            ctx["run_id"],
+        )
+
+    @task
+    @orch.guarded
+    def publish(counties: list[str], as_of: str) -> list[str]:
+        from datetime import date
+
+        from guardline import steps
+
+        _, stage_root, outbox = orch.folders()
+        return steps.publish(stage_root, outbox, list(counties), date.fromisoformat(as_of))
+
+    as_of, staged = night(), counties()
+    matched = match.expand(county=staged)
+    flagged = rules.partial(as_of=as_of).expand(county=staged)
+    matched >> flagged >> load(staged, as_of) >> publish(staged, as_of)
+
+
+guardline_match_and_flag()

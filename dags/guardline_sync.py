@@ -1,0 +1,101 @@
+"""One sync DAG per source in guardline/orchestration.yaml: the register refresh and the
+nightly department syncs.
+
+night, counties → extract → validate → stage → verdict. Extract and validate map over the
+province's counties; stage merges every county's landing and updates the source's Asset,
+which the match-and-flag DAG is scheduled on. A refused delivery (a file that cannot be
+read, a critical expectation) is quarantined and staged as "failed" like the rest, so the
+night goes on with the county's earlier data; then the verdict fails the run, naming the
+source, the county and the reason. Tasks call guardline.steps, as the CLI's steps do.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from guardline import orchestration as orch
+
+
+def sync_dag(source: str, spec: dict):
+    stage_asset = orch.asset(source)
+
+    @dag(
+        dag_id=spec["dag_id"],
+        description=spec["description"],
+        schedule=orch.cron(spec["schedule"]),
+        start_date=orch.start_date(),
+        catchup=False,
+        max_active_runs=1,
+        default_args=orch.default_args(),
+        params=orch.params(),
+        tags=["guardline", "sync", source],
+        doc_md=__doc__,
+    )
+    def sync():
+        @task
+        def night() -> str:
+            return orch.as_of(get_current_context()).isoformat()
+
+        @task
+        @orch.guarded
+        def counties() -> list[str]:
+            from guardline import steps
+
+            inbox, _, _ = orch.folders()
+            return steps.inbox_counties(inbox)
+
+        @task(map_index_template="{{ county }}")
+        @orch.guarded
+        def extract(county: str, as_of: str) -> str:
+            from datetime import date
+
+            from guardline import steps
+
+            get_current_context()["county"] = county
+            inbox, stage_root, _ = orch.folders()
+            url = orch.exchange_url(county) if source == "human_resources" else None
+            return steps.extract(source, inbox, stage_root, county, date.fromisoformat(as_of), url)
+
+        @task
+        @orch.guarded
+        def validate(landing: str) -> str:
+            from guardline import steps
+
+            return steps.validate(landing)
+
+        @task(outlets=[stage_asset])
+        @orch.guarded
+        def stage(landings: list[str], as_of: str) -> dict:
+            from guardline import steps
+
+            staged = steps.stage(list(landings))
+            if source == orch.REGISTRY and not any(s["status"] == "ok" for s in staged.values()):
+                # No new export anywhere: the register did not change, matching need not rerun.
+                refused = steps.refusals(source, staged)
+                if refused:
+                    raise AirflowFailException(refused)
+                raise AirflowSkipException("no new register export tonight")
+            get_current_context()["outlet_events"][stage_asset].extra = {
+                "as_of": as_of,
+                "counties": {county: s["status"] for county, s in staged.items()},
+            }
+            return staged
+
+        @task
+        def verdict(staged: dict) -> None:
+            from guardline import steps
+
+            refused = steps.refusals(source, staged)
+            if refused:
+                raise AirflowFailException(refused)
+
+        as_of = night()
+        landed = extract.partial(as_of=as_of).expand(county=counties())
+        verdict(stage(validate.expand(landing=landed), as_of))
+
+    return sync()
+
+
+for _source, _spec in orch.sources().items():
+    globals()[_spec["dag_id"]] = sync_dag(_source, _spec)
