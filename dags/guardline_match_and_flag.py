@@ -1,5 +1,5 @@
-"""Match and flag: runs when every department has settled its night (or a new register
-export was staged), for the night their asset events carry.
+"""Match and flag: runs when every source has settled its night, for the night their
+asset events carry.
 
 night, counties → match (per county) → rules (per county) → load → publish. Matching and rules map
 over the counties whose register is staged, so a province's counties spread over the

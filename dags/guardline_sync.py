@@ -2,8 +2,9 @@
 nightly department syncs.
 
 night, counties → extract → validate → stage → verdict. Extract and validate map over the
-province's counties; stage merges every county's landing and updates the source's Asset,
-which the match-and-flag DAG is scheduled on. A refused delivery (a file that cannot be
+province's counties; stage merges every county's landing and updates the source's Asset —
+the source has settled its night, with new data or none — and the match-and-flag DAG
+runs once all five have. A refused delivery (a file that cannot be
 read, a critical expectation) is quarantined and staged as "failed" like the rest, so the
 night goes on with the county's earlier data; then the verdict fails the run, naming the
 source, the county and the reason. Tasks call guardline.steps, as the CLI's steps do.
@@ -12,7 +13,7 @@ source, the county and the reason. Tasks call guardline.steps, as the CLI's step
 from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
 from guardline import orchestration as orch
 
@@ -70,12 +71,6 @@ def sync_dag(source: str, spec: dict):
             from guardline import steps
 
             staged = steps.stage(list(landings))
-            if source == orch.REGISTRY and not any(s["status"] == "ok" for s in staged.values()):
-                # No new export anywhere: the register did not change, matching need not rerun.
-                refused = steps.refusals(source, staged)
-                if refused:
-                    raise AirflowFailException(refused)
-                raise AirflowSkipException("no new register export tonight")
             get_current_context()["outlet_events"][stage_asset].extra = {
                 "as_of": as_of,
                 "counties": {county: s["status"] for county, s in staged.items()},

@@ -25,7 +25,6 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 from guardline.errors import GuardlineError, Unavailable
 
 CONFIG = Path(__file__).with_name("orchestration.yaml")
-REGISTRY = "registry"
 log = logging.getLogger("guardline.airflow")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,11 +56,10 @@ def asset(source: str) -> Asset:
     return Asset(name=f"guardline_stage_{source}", uri=f"guardline://stage/{source}", group="guardline")
 
 
-def night_assets() -> Any:
-    """When the match-and-flag DAG runs: every department has settled its night, or a new
-    register export was staged."""
-    departments = [asset(s) for s in sources() if s != REGISTRY]
-    return AssetAll(*departments) | asset(REGISTRY)
+def night_assets() -> AssetAll:
+    """When the match-and-flag DAG runs: once every source (the register and the four
+    departments) has settled the night, with new data or none."""
+    return AssetAll(*(asset(s) for s in sources()))
 
 
 def params() -> dict[str, Param]:

@@ -11,6 +11,7 @@ returns is JSON that XCom keeps as it is.
 from __future__ import annotations
 
 import shutil
+from contextlib import suppress
 from datetime import date
 from pathlib import Path
 
@@ -106,6 +107,8 @@ def stage(landing_paths: list[str]) -> dict[str, dict]:
             "duplicates": result.total("duplicates"),
         }
         shutil.rmtree(folder)
+        with suppress(OSError):  # the night's folder, once every source has staged
+            folder.parent.rmdir()
     return out
 
 

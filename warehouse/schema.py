@@ -22,9 +22,9 @@ households = sa.Table(
     sa.Column("risk_eliminated", sa.String),
     sa.Column("identified_month", sa.Integer),
     sa.Column("household_size", sa.Integer),
-    sa.Column("income_per_capita", sa.Float),
-    sa.Column("wage_income", sa.Float),
-    sa.Column("business_income", sa.Float),
+    sa.Column("income_per_capita", sa.Double),
+    sa.Column("wage_income", sa.Double),
+    sa.Column("business_income", sa.Double),
     sa.Column("phone", sa.String),
     sa.Column("phone_masked", sa.String),
 )
@@ -53,7 +53,7 @@ record_links = sa.Table(
     sa.Column("person_id", sa.String),
     sa.Column("household_id", sa.String),
     sa.Column("match_status", sa.String, nullable=False),
-    sa.Column("match_probability", sa.Float),
+    sa.Column("match_probability", sa.Double),
     sa.Column("match_method", sa.String),
     sa.Column("explanation", sa.String),
     sa.Column("candidates", sa.String),
@@ -80,8 +80,8 @@ exit_candidates = sa.Table(
     sa.Column("as_of_date", sa.Date, primary_key=True),
     sa.Column("household_id", sa.String, primary_key=True),
     sa.Column("months_identified", sa.Integer),
-    sa.Column("est_income_per_capita", sa.Float),
-    sa.Column("monitoring_line", sa.Float),
+    sa.Column("est_income_per_capita", sa.Double),
+    sa.Column("monitoring_line", sa.Double),
     sa.Column("members_can_work", sa.Integer),
 )
 

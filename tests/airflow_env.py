@@ -1,0 +1,123 @@
+"""A real Airflow for the tests: its own metadata database on the local PostgreSQL, its
+own AIRFLOW_HOME, the project's dags/ folder, and the CLI run as users run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database for one test module, dropped afterwards; its name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield name
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def base_env(home: Path, metadata_db: str, **variables: str) -> dict[str, str]:
+    """The environment of every Airflow process of a test: nothing inherited from the
+    developer's own Airflow or Guardline settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "GUARDLINE_"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{metadata_db}",
+            "AIRFLOW__API_AUTH__JWT_SECRET": f"test-jwt-{uuid.uuid4().hex}",
+            "PYTHONWARNINGS": "ignore",
+        }
+    )
+    env.update({f"AIRFLOW_VAR_{k.upper()}": v for k, v in variables.items()})
+    return env
+
+
+def connection(conn_type: str, **fields: object) -> str:
+    """An Airflow connection as the JSON an AIRFLOW_CONN_<ID> variable holds."""
+    return json.dumps({"conn_type": conn_type, **fields})
+
+
+def airflow(env: dict[str, str], *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [AIRFLOW, *args], env=env, cwd=env["AIRFLOW_HOME"], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def dags_test(env: dict[str, str], dag_id: str, *args: str) -> subprocess.Popen:
+    """``airflow dags test`` started in the background; its output in AIRFLOW_HOME."""
+    log = Path(env["AIRFLOW_HOME"]) / f"{dag_id}.log"
+    return subprocess.Popen(
+        [AIRFLOW, "dags", "test", dag_id, *args],
+        env=env,
+        cwd=env["AIRFLOW_HOME"],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def run_state(metadata_url: str, dag_id: str) -> list[str]:
+    eng = sa.create_engine(metadata_url)
+    try:
+        with eng.connect() as c:
+            return list(
+                c.execute(
+                    sa.text("SELECT state FROM dag_run WHERE dag_id = :d ORDER BY id"), {"d": dag_id}
+                ).scalars()
+            )
+    finally:
+        eng.dispose()
+
+
+@contextmanager
+def services(env: dict[str, str], *commands: tuple[str, ...]) -> Iterator[None]:
+    """Airflow components (scheduler, api-server, worker, ...) running for the block; each
+    in its own process group, so that stopping it stops its children too."""
+    home = Path(env["AIRFLOW_HOME"])
+    procs = []
+    try:
+        for args in commands:
+            log = (home / f"{args[0]}-{args[-1]}.log").open("w")
+            procs.append(
+                subprocess.Popen(
+                    [AIRFLOW, *args],
+                    env=env,
+                    cwd=home,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        yield
+    finally:
+        for p in procs:
+            with suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for p in procs:
+            with suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            with suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()

@@ -1,0 +1,365 @@
+"""The DAGs under a real Airflow 3: they parse fast and light; `airflow dags test` runs the
+whole night against a PostgreSQL warehouse and lands exactly the flags `guardline run`
+does; the asset events it leaves trigger match-and-flag under a real scheduler, whose
+mapped tasks a real Celery worker (Redis broker) executes; a refused delivery fails its
+run with a callback that names the source and the reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from synth.generate import generate
+from tests.airflow_env import (
+    ROOT,
+    airflow,
+    base_env,
+    connection,
+    dags_test,
+    fresh_database,
+    run_state,
+    services,
+)
+from tests.conftest import AS_OF
+
+COUNTY = "433124"
+KEY = "a-test-secret-of-enough-length"
+# 01:00 in Shanghai on the 27th is still the 26th in UTC: the night is the local date.
+LOGICAL = "2026-11-26T17:00:00+00:00"
+SOURCES = ("registry", "civil_affairs", "health_insurance", "emergency_management", "human_resources")
+SYNC_DAGS = {
+    "registry": "guardline_register_refresh",
+    **{s: f"guardline_sync_{s}" for s in SOURCES[1:]},
+}
+MATCH_DAG = "guardline_match_and_flag"
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+pytestmark = pytest.mark.usefixtures("pg_url")
+
+
+def test_every_dag_file_parses_in_under_a_second_without_heavy_imports():
+    # A fresh interpreter, as the dag-processor has: what parsing imports is what it costs.
+    code = """
+import json, sys, time
+from airflow.dag_processing.dagbag import DagBag
+t = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1])
+total = time.perf_counter() - t
+print(json.dumps({
+    "errors": {k: v[-300:] for k, v in bag.import_errors.items()},
+    "files": {s.file: s.duration.total_seconds() for s in bag.dagbag_stats},
+    "dags": sorted(bag.dags),
+    "heavy": [m for m in ("polars", "great_expectations", "pandas", "rapidfuzz", "duckdb") if m in sys.modules],
+    "total": total,
+}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "dags")], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["errors"] == {}
+    assert report["dags"] == sorted([*SYNC_DAGS.values(), MATCH_DAG])
+    assert set(report["files"]) == {"guardline_sync.py", "guardline_match_and_flag.py"}
+    assert all(seconds < 1.0 for seconds in report["files"].values()), report["files"]
+    assert report["heavy"] == []
+
+
+def test_the_dags_are_what_the_configuration_says():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from guardline import orchestration as orch
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    config = orch.config()
+    for source, dag_id in SYNC_DAGS.items():
+        dag = bag.dags[dag_id]
+        assert dag.timetable.expression == config["sources"][source]["schedule"]
+        assert str(dag.timetable.timezone) == "Asia/Shanghai"
+        assert dag.max_active_runs == 1 and not dag.catchup
+        assert set(dag.task_dict) == {"night", "counties", "extract", "validate", "stage", "verdict"}
+        for task in dag.tasks:
+            kwargs = getattr(task, "partial_kwargs", None) or vars(task)
+            assert kwargs["retries"] == config["retries"], task.task_id
+            assert kwargs["retry_exponential_backoff"], task.task_id
+            assert kwargs["on_failure_callback"], task.task_id
+        assert [a.name for a in dag.task_dict["stage"].outlets] == [f"guardline_stage_{source}"]
+        assert type(dag.task_dict["extract"]).__name__ == "DecoratedMappedOperator"
+        assert type(dag.task_dict["validate"]).__name__ == "DecoratedMappedOperator"
+    match = bag.dags[MATCH_DAG]
+    condition = match.timetable.asset_condition
+    assert type(condition).__name__ == "AssetAll"
+    assert sorted(a.name for a in condition.objects) == sorted(f"guardline_stage_{s}" for s in SOURCES)
+    assert set(match.task_dict) == {"night", "counties", "match", "rules", "load", "publish"}
+    assert type(match.task_dict["match"]).__name__ == "DecoratedMappedOperator"
+    assert type(match.task_dict["rules"]).__name__ == "DecoratedMappedOperator"
+
+
+@pytest.fixture(scope="module")
+def province(tmp_path_factory) -> Path:
+    """One county's deliveries in the province layout (inbox/<county>/...); its 人社
+    exchange database outside the inbox, reached through an Airflow connection."""
+    root = tmp_path_factory.mktemp("province")
+    county = generate(root / "generated", households=400, seed=3, as_of=AS_OF, register_format="csv")
+    inbox = root / "inbox" / COUNTY
+    shutil.copytree(county.out / "inbox", inbox)
+    (root / "exchange").mkdir()
+    shutil.move(inbox / "human_resources" / "exchange.sqlite", root / "exchange" / f"{COUNTY}.sqlite")
+    (inbox / "human_resources").rmdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def databases():
+    with fresh_database("guardline_airflow") as metadata, fresh_database("guardline_wh") as warehouse:
+        yield metadata, warehouse
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, province, databases) -> dict[str, str]:
+    metadata, warehouse = databases
+    env = base_env(
+        tmp_path_factory.mktemp("airflow_home"),
+        metadata,
+        guardline_inbox=str(province / "inbox"),
+        guardline_stage=str(province / "stage"),
+        guardline_outbox=str(province / "outbox"),
+        guardline_pseudonym_key=KEY,
+    )
+    env["AIRFLOW_CONN_GUARDLINE_WAREHOUSE"] = connection(
+        "postgres", host="127.0.0.1", port=5432, login="postgres", schema=warehouse
+    )
+    env[f"AIRFLOW_CONN_GUARDLINE_HR_EXCHANGE_{COUNTY}"] = connection(
+        "sqlite", extra={"sqlalchemy_url": f"sqlite:///{province / 'exchange' / f'{COUNTY}.sqlite'}"}
+    )
+    for args in (("db", "migrate"), ("dags", "reserialize"), ("dags", "unpause", MATCH_DAG)):
+        done = airflow(env, *args)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return env
+
+
+def _metadata(env: dict[str, str]) -> str:
+    return env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("psycopg2", "psycopg")
+
+
+def _rows(url: str, query: str) -> list[dict]:
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as c:
+            return [dict(r._mapping) for r in c.execute(sa.text(query))]
+    finally:
+        eng.dispose()
+
+
+def _read(url: str, query: str) -> pl.DataFrame:
+    return pl.DataFrame(_rows(url, query), infer_schema_length=None)
+
+
+def _finish(procs: dict[str, subprocess.Popen], env: dict[str, str]) -> None:
+    for dag_id, proc in procs.items():
+        assert proc.wait(timeout=600) == 0, (Path(env["AIRFLOW_HOME"]) / f"{dag_id}.log").read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def night(env, province, databases) -> str:
+    """The whole night under `airflow dags test`: the register refresh, the four
+    department syncs side by side (they stage into the same county at the same time),
+    then match-and-flag for the night. The warehouse's URL."""
+    _finish({SYNC_DAGS["registry"]: dags_test(env, SYNC_DAGS["registry"], LOGICAL)}, env)
+    _finish({SYNC_DAGS[s]: dags_test(env, SYNC_DAGS[s], LOGICAL) for s in SOURCES[1:]}, env)
+    _finish({MATCH_DAG: dags_test(env, MATCH_DAG, "--conf", json.dumps({"as_of": AS_OF.isoformat()}))}, env)
+    return f"{PG}/{databases[1]}"
+
+
+@pytest.fixture(scope="module")
+def cli_night(province, tmp_path_factory) -> str:
+    """`guardline run` on the same deliveries; its embedded warehouse's URL."""
+    home = tmp_path_factory.mktemp("cli_night")
+    shutil.copytree(province / "inbox" / COUNTY, home / "inbox")
+    url = f"duckdb:///{home / 'warehouse.duckdb'}"
+    exchange = f"sqlite:///{province / 'exchange' / f'{COUNTY}.sqlite'}"
+    args = ["run", "--inbox", str(home / "inbox"), "--as-of", AS_OF.isoformat(), "--hr-url", exchange]
+    done = subprocess.run(
+        [sys.executable, "-m", "guardline.cli", *args, "--warehouse", url],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "GUARDLINE_PSEUDONYM_KEY": KEY},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return url
+
+
+# Each table with its key: rows are compared in key order (sorted here, not by the
+# databases, whose text collations differ).
+NIGHT_TABLES = {
+    "flags": ("as_of_date", "household_id", "rule_id"),
+    "exit_candidates": ("as_of_date", "household_id"),
+    "record_links": ("source", "source_record_id"),
+}
+
+
+def _table(url: str, table: str) -> pl.DataFrame:
+    return _read(url, f"SELECT * FROM {table}").sort(NIGHT_TABLES[table])
+
+
+def test_the_dag_chain_lands_exactly_the_flags_guardline_run_does(night, cli_night, env, province):
+    for table in NIGHT_TABLES:
+        dags, cli = _table(night, table), _table(cli_night, table)
+        assert dags.height > 0, table
+        assert dags.equals(cli), (table, dags.join(cli, on=list(dags.columns), how="anti").head(3))
+    flags = _read(night, "SELECT DISTINCT as_of_date FROM flags")
+    assert flags["as_of_date"].to_list() == [AS_OF]
+    # Every run succeeded; the lists went to the county's outbox.
+    for dag_id in [*SYNC_DAGS.values(), MATCH_DAG]:
+        assert run_state(_metadata(env), dag_id) == ["success"], dag_id
+    lists = sorted((province / "outbox" / COUNTY / AS_OF.isoformat()).glob("*.xlsx"))
+    assert lists and all(p.stat().st_size > 0 for p in lists)
+    # The pseudonym key came from the Airflow Variable: the CLI, given the same key in its
+    # environment, made the same pseudonyms.
+    query = "SELECT person_id, id_pseudonym FROM persons ORDER BY person_id"
+    assert _read(night, query).equals(_read(cli_night, query))
+
+
+def test_each_sync_announces_its_night_and_xcom_carries_only_small_values(night, env):
+    events = _read(
+        _metadata(env),
+        "SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id ORDER BY e.id",
+    )
+    assert sorted(events["name"]) == sorted(f"guardline_stage_{s}" for s in SOURCES)
+    for extra in events["extra"]:
+        extra = extra if isinstance(extra, dict) else json.loads(extra)
+        assert extra["as_of"] == AS_OF.isoformat()
+        assert extra["counties"] == {COUNTY: "ok"}
+    xcoms = _rows(_metadata(env), "SELECT dag_id, task_id, map_index, value FROM xcom")
+    assert {x["task_id"] for x in xcoms} >= {
+        "night",
+        "counties",
+        "extract",
+        "validate",
+        "stage",
+        "match",
+        "load",
+    }
+    for x in xcoms:
+        value = x["value"]  # JSONB: decoded by the driver
+        # Dates, county names, paths and counts: plain JSON, small, no frames, no NaN.
+        assert isinstance(value, str | int | list | dict | None), x
+        assert len(json.dumps(value, allow_nan=False)) < 4000, x
+
+
+def test_a_new_night_arrives_by_assets_and_runs_on_a_celery_worker(night, env, cli_night):
+    """The asset events of the synced night have queued match-and-flag; a real scheduler
+    picks it up with no logical date, and a real Celery worker (Redis broker, PostgreSQL
+    result backend) executes its tasks, the mapped match among them."""
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.skip(f"no Redis at 127.0.0.1:6379 ({exc})")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    queue = f"guardline-test-{uuid.uuid4().hex[:8]}"
+    metadata_db = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].rsplit("/", 1)[1]
+    celery = {
+        **env,
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{metadata_db}",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+    }
+    before = _table(night, "flags")
+    with services(
+        celery,
+        ("api-server", "--port", str(port), "--workers", "1"),
+        ("scheduler",),
+        ("dag-processor",),
+        ("celery", "worker", "--concurrency", "2", "--queues", queue),
+    ):
+        deadline = time.monotonic() + 420
+        while time.monotonic() < deadline:
+            states = run_state(_metadata(env), MATCH_DAG)
+            if len(states) == 2 and states[-1] in ("success", "failed"):
+                break
+            time.sleep(3)
+    logs = "".join(p.read_text()[-1500:] for p in Path(env["AIRFLOW_HOME"]).glob("*-*.log"))
+    runs = _read(
+        _metadata(env),
+        f"SELECT run_id, run_type, state, logical_date FROM dag_run WHERE dag_id = '{MATCH_DAG}' ORDER BY id",
+    )
+    assert runs.height == 2, logs
+    run = runs.row(1, named=True)
+    assert (run["run_type"], run["state"], run["logical_date"]) == ("asset_triggered", "success", None), logs
+    tis = _read(
+        _metadata(env),
+        "SELECT task_id, map_index, state, queue, rendered_map_index, external_executor_id FROM task_instance "
+        f"WHERE dag_id = '{MATCH_DAG}' AND run_id = '{run['run_id']}' ORDER BY task_id, map_index",
+    )
+    match = tis.filter(pl.col("task_id") == "match").row(0, named=True)
+    assert (match["map_index"], match["state"], match["rendered_map_index"]) == (0, "success", COUNTY)
+    assert set(tis["queue"]) == {queue} and set(tis["state"]) == {"success"}
+    # Celery's own record of the work: one successful Celery task per task instance.
+    done = _read(_metadata(env), "SELECT task_id, status FROM celery_taskmeta")
+    assert set(tis["external_executor_id"]) <= set(done.filter(pl.col("status") == "SUCCESS")["task_id"])
+    # The night the run found in the asset events is the synced one: re-running it
+    # changed nothing, and the audit names the Airflow run.
+    assert _table(night, "flags").equals(before)
+    audit = _read(night, "SELECT as_of_date, counts FROM run_audit")
+    assert any(run["run_id"] in str(c) for c in audit["counts"]) and set(audit["as_of_date"]) == {AS_OF}
+
+
+def test_a_refused_delivery_fails_its_run_and_names_source_county_and_reason(env, province, tmp_path):
+    """A broken 民政 workbook: the county's rows are quarantined, the night's asset is still
+    announced (the other sources go on), the run goes red and the callback says why."""
+    inbox = tmp_path / "inbox" / COUNTY / "civil_affairs"
+    inbox.mkdir(parents=True)
+    shutil.copy(province / "inbox" / COUNTY / "civil_affairs" / "mz_changes_202611.xlsx", inbox)
+    (inbox / "mz_changes_202612.xlsx").write_bytes(b"PK\x03\x04 this is not a workbook")
+    stage = tmp_path / "stage"
+    broken = {
+        **env,
+        "AIRFLOW_VAR_GUARDLINE_INBOX": str(tmp_path / "inbox"),
+        "AIRFLOW_VAR_GUARDLINE_STAGE": str(stage),
+    }
+    dag_id = SYNC_DAGS["civil_affairs"]
+    proc = dags_test(broken, dag_id, "2026-11-27T17:00:00+00:00")
+    proc.wait(timeout=600)
+    log = (Path(env["AIRFLOW_HOME"]) / f"{dag_id}.log").read_text()
+    assert run_state(_metadata(env), dag_id)[-1] == "failed", log[-3000:]
+    alerts = [json.loads(line) for line in (stage / "alerts.jsonl").read_text().splitlines()]
+    assert [(a["source"], a["task_id"]) for a in alerts] == [("civil_affairs", "verdict")]
+    assert COUNTY in alerts[0]["reason"] and "mz_changes_202612.xlsx" in alerts[0]["reason"]
+    from connectors.stage import Stage
+
+    quarantined = Stage(stage / COUNTY).quarantine()
+    assert set(quarantined["file"]) == {"civil_affairs/mz_changes_202612.xlsx"}
+    ledger = Stage(stage / COUNTY).ledger()
+    assert dict(zip(ledger["file"], ledger["status"], strict=True)) == {
+        "civil_affairs/mz_changes_202612.xlsx": "failed"
+    }
+    events = _read(
+        _metadata(env),
+        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+        "WHERE a.name = 'guardline_stage_civil_affairs' ORDER BY e.id DESC LIMIT 1",
+    )
+    extra = events["extra"][0]
+    extra = extra if isinstance(extra, dict) else json.loads(extra)
+    assert extra == {"as_of": "2026-11-28", "counties": {COUNTY: "failed"}}
