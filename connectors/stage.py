@@ -119,6 +119,7 @@ class Stage:
     def ledger(self, stage_name: str | None = None) -> pl.DataFrame:
         """The account of every file, kept per source so that the sync DAGs of different
         departments, running at the same time, never write the same file."""
+        self._split_legacy_ledger()
         paths = (
             sorted((self.root / "ledger").glob("*.parquet"))
             if stage_name is None
@@ -130,6 +131,15 @@ class Stage:
             if frames
             else pl.DataFrame(schema=LEDGER_SCHEMA)
         )
+
+    def _split_legacy_ledger(self) -> None:
+        """A stage from before the per-source ledger keeps its one ``ledger.parquet``:
+        split it once, so that its files stay known as loaded."""
+        legacy = self.root / "ledger.parquet"
+        if legacy.exists():
+            for (stage_name,), part in pl.read_parquet(legacy).group_by("source"):
+                _write_parquet(part.sort("as_of", "file"), self.root / "ledger" / f"{stage_name}.parquet")
+            legacy.unlink()
 
     def quarantine(self, stage_name: str | None = None) -> pl.DataFrame:
         paths = (

@@ -22,19 +22,11 @@ SPEC = orch.config()["match_and_flag"]
     dag_id=SPEC["dag_id"],
     description="Match every county's records to its register, run the rules, load, publish the lists",
     schedule=orch.night_assets(),
-    start_date=orch.start_date(),
-    catchup=False,
-    max_active_runs=1,  # one writer: the embedded DuckDB warehouse takes no other
-    default_args=orch.default_args(),
-    params=orch.params(),
+    **orch.dag_arguments(),
     tags=["guardline", "match", "rules", "warehouse"],
     doc_md=__doc__,
 )
 def guardline_match_and_flag():
-    @task
-    def night() -> str:
-        return orch.as_of(get_current_context()).isoformat()
-
     @task
     @orch.guarded
     def counties() -> list[str]:
@@ -91,7 +83,7 @@ def guardline_match_and_flag():
         _, stage_root, outbox = orch.folders()
         return steps.publish(stage_root, outbox, list(counties), date.fromisoformat(as_of))
 
-    as_of, staged = night(), counties()
+    as_of, staged = task(orch.night, task_id="night")(), counties()
     matched = match.expand(county=staged)
     flagged = rules.partial(as_of=as_of).expand(county=staged)
     matched >> flagged >> load(staged, as_of) >> publish(staged, as_of)

@@ -25,19 +25,11 @@ def sync_dag(source: str, spec: dict):
         dag_id=spec["dag_id"],
         description=spec["description"],
         schedule=orch.cron(spec["schedule"]),
-        start_date=orch.start_date(),
-        catchup=False,
-        max_active_runs=1,
-        default_args=orch.default_args(),
-        params=orch.params(),
+        **orch.dag_arguments(),
         tags=["guardline", "sync", source],
         doc_md=__doc__,
     )
     def sync():
-        @task
-        def night() -> str:
-            return orch.as_of(get_current_context()).isoformat()
-
         @task
         @orch.guarded
         def counties() -> list[str]:
@@ -85,7 +77,7 @@ def sync_dag(source: str, spec: dict):
             if refused:
                 raise AirflowFailException(refused)
 
-        as_of = night()
+        as_of = task(orch.night, task_id="night")()
         landed = extract.partial(as_of=as_of).expand(county=counties())
         verdict(stage(validate.expand(landing=landed), as_of))
 

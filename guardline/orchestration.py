@@ -19,7 +19,15 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import yaml
-from airflow.sdk import Asset, AssetAll, Connection, CronTriggerTimetable, Param, Variable
+from airflow.sdk import (
+    Asset,
+    AssetAll,
+    Connection,
+    CronTriggerTimetable,
+    Param,
+    Variable,
+    get_current_context,
+)
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from guardline.errors import GuardlineError, Unavailable
@@ -73,16 +81,30 @@ def params() -> dict[str, Param]:
     }
 
 
-def default_args() -> dict[str, Any]:
+def dag_arguments() -> dict[str, Any]:
+    """What every Guardline DAG shares: one night at a time (with the embedded DuckDB
+    warehouse the load is the only writer), no catch-up of missed nights, the retry
+    policy and callback, the ``as_of`` param."""
     c = config()
     return {
-        "owner": "guardline",
-        "retries": c["retries"],
-        "retry_delay": timedelta(minutes=c["retry_delay_minutes"]),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=c["max_retry_delay_minutes"]),
-        "on_failure_callback": alert,
+        "start_date": start_date(),
+        "catchup": False,
+        "max_active_runs": 1,
+        "params": params(),
+        "default_args": {
+            "owner": "guardline",
+            "retries": c["retries"],
+            "retry_delay": timedelta(minutes=c["retry_delay_minutes"]),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": timedelta(minutes=c["max_retry_delay_minutes"]),
+            "on_failure_callback": alert,
+        },
     }
+
+
+def night() -> str:
+    """The first task of every DAG: the night (YYYY-MM-DD) its run is for."""
+    return as_of(get_current_context()).isoformat()
 
 
 def as_of(context: Any) -> date:

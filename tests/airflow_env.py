@@ -47,6 +47,9 @@ def base_env(home: Path, metadata_db: str, **variables: str) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{metadata_db}",
             "AIRFLOW__API_AUTH__JWT_SECRET": f"test-jwt-{uuid.uuid4().hex}",
+            # A queue of the test's own on the shared Redis: serialised tasks carry it, the
+            # test's worker alone listens to it.
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"guardline-test-{uuid.uuid4().hex[:8]}",
             "PYTHONWARNINGS": "ignore",
         }
     )

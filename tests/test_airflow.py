@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import polars as pl
@@ -274,17 +273,19 @@ def test_a_new_night_arrives_by_assets_and_runs_on_a_celery_worker(night, env, c
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    queue = f"guardline-test-{uuid.uuid4().hex[:8]}"
+    queue = env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
     metadata_db = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].rsplit("/", 1)[1]
     celery = {
         **env,
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{metadata_db}",
-        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        # Two cores run the api-server, scheduler, dag-processor and worker at once: the
+        # default 5 s for a worker's call to the api-server is too short under that load.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
     }
     before = _table(night, "flags")
     with services(
