@@ -1,5 +1,6 @@
-"""One night's extract, validate and stage, per source: the function the CLI
-(``guardline ingest``) and the sync DAGs call.
+"""One night's extract, validate and stage, per source: three steps, which the CLI
+(``guardline ingest``) chains in one process and the sync DAGs run as three tasks,
+passing a ``Landing`` between them on disk.
 
 Nothing is lost: every row read is loaded, quarantined with a reason, or counted as a
 duplicate, and the counts are kept per file in the ledger. A batch that fails as a
@@ -378,7 +379,8 @@ def extract(name: str, inbox: Path, as_of: date, stage: Stage, hr_url: str | Non
         url = hr_url or default_hr_url(inbox)
         if url is None:
             landing.fatal = (
-                "no exchange database: give --hr-url, or put exchange.sqlite in inbox/human_resources/"
+                "no exchange database: give --hr-url (Airflow: the connection guardline_hr_exchange), "
+                "or put exchange.sqlite in inbox/human_resources/"
             )
             return landing
         for table in DATABASE_SOURCES:

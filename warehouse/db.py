@@ -28,10 +28,10 @@ def engine(url: str) -> sa.Engine:
     return eng
 
 
-def upgrade(eng: sa.Engine) -> None:
-    """Bring the warehouse to the latest schema (idempotent)."""
+def upgrade(eng: sa.Engine, revision: str = "head") -> None:
+    """Bring the warehouse to the latest schema, or to ``revision`` (idempotent)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with eng.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
