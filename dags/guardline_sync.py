@@ -1,13 +1,15 @@
 """One sync DAG per source in guardline/orchestration.yaml: the register refresh and the
 nightly department syncs.
 
-night, counties → extract → validate → stage → verdict. Extract and validate map over the
-province's counties; stage merges every county's landing and updates the source's Asset —
-the source has settled its night, with new data or none — and the match-and-flag DAG
-runs once all five have. A refused delivery (a file that cannot be
-read, a critical expectation) is quarantined and staged as "failed" like the rest, so the
-night goes on with the county's earlier data; then the verdict fails the run, naming the
-source, the county and the reason. Tasks call guardline.steps, as the CLI's steps do.
+night, counties → extract → validate → stage → verdict. Extract and validate map over
+the province's counties; stage merges every county's landing and updates the source's
+Asset (the source has settled its night, with new data or none), and match-and-flag
+runs once all five have. A refused delivery (a file that cannot be read, a critical
+expectation) is quarantined and staged as "failed" like the rest, so the night goes on
+with the county's earlier data; then the verdict fails the run, naming the source, the
+county and the reason. A system that does not answer is retried; if it still does not,
+the asset waits, and so does match-and-flag. Tasks call guardline.steps, as the CLI's
+steps do.
 """
 
 from __future__ import annotations

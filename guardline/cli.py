@@ -71,12 +71,15 @@ def generate(
     as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
     noise: Annotated[str, typer.Option(help="Noise profile: default, clean, or a YAML file.")] = "default",
     register_format: Annotated[str, typer.Option(help="Register export as xlsx or csv.")] = "xlsx",
+    county: Annotated[
+        str, typer.Option(help="County code: 433124 花垣县, 433125 保靖县, 433126 古丈县, 433127 永顺县.")
+    ] = "433124",
 ) -> None:
     """Write a synthetic county's deliveries (inbox/) and their ground truth (truth/)."""
     from synth.generate import generate as run
 
     try:
-        summary = run(out, households, seed, _as_of(as_of), noise, register_format)
+        summary = run(out, households, seed, _as_of(as_of), noise, register_format, county)
     except ValueError as exc:
         raise GuardlineError(str(exc)) from None
     _print_generation(summary)

@@ -8,7 +8,6 @@ from typing import Any
 
 import polars as pl
 
-from synth.places import COUNTY
 from synth.world import Shock, World
 
 HISTORY_DAYS = 200
@@ -46,7 +45,7 @@ def _record(
         "月保障金额(元)": monthly,
         "临时救助金额(元)": one_off,
         "审批日期": when,
-        "户籍地址": f"{COUNTY}{who['township']}{who['village']}{who['group_no']}组",
+        "户籍地址": f"{world.county.name}{who['township']}{who['village']}{who['group_no']}组",
         "联系电话": who["phone"],
         "备注": REMARKS[int(rng.integers(len(REMARKS)))],
     }

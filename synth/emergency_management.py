@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from synth.places import COUNTY_CODE
 from synth.world import Shock, World
 
 DAMAGE = ("未受损", "一般损坏", "严重损坏", "倒塌")
@@ -40,11 +39,11 @@ def events(world: World) -> list[Event]:
         tuple(villages[i] for i in rng.choice(len(villages), size=min(k, len(villages)), replace=False))
         for k in (5, 3, 2)
     ]
-    year = world.as_of.year
+    year, code = world.as_of.year, world.county.code
     return [
-        Event(f"{COUNTY_CODE}{year}ZH001", "洪涝", world.days_ago(40), picks[0], "xlsx"),
-        Event(f"{COUNTY_CODE}{year}ZH002", "风雹", world.days_ago(200), picks[1], "csv"),
-        Event(f"{COUNTY_CODE}{year - 1}ZH009", "地质灾害", world.days_ago(365), picks[2], "xlsx"),
+        Event(f"{code}{year}ZH001", "洪涝", world.days_ago(40), picks[0], "xlsx"),
+        Event(f"{code}{year}ZH002", "风雹", world.days_ago(200), picks[1], "csv"),
+        Event(f"{code}{year - 1}ZH009", "地质灾害", world.days_ago(365), picks[2], "xlsx"),
     ]
 
 

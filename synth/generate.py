@@ -21,7 +21,7 @@ from synth import civil_affairs, emergency_management, health_insurance, human_r
 from synth.deliver import Delivered, Presenter, key_of, month_files, unique_keys
 from synth.noise import NoiseProfile, load_settings
 from synth.noisy import Fields, apply_identity_noise, identity_defects, redeliveries
-from synth.places import COUNTY
+from synth.places import COUNTIES
 from synth.register import generate_register
 from synth.world import Shock, World
 from synth.writers import write_csv, write_sqlite, write_xlsx
@@ -159,19 +159,27 @@ def generate(
     as_of: date | None = None,
     noise: str = "default",
     register_format: str = "xlsx",
+    county: str = "433124",
 ) -> Summary:
-    """Write ``out/inbox`` and ``out/truth`` for a county of ``households`` households."""
+    """Write ``out/inbox`` and ``out/truth`` for a county of ``households`` households.
+
+    ``county`` (a code of ``synth.places.COUNTIES``) names the county and prefixes its
+    register keys, ID numbers and settlement numbers: counties made with different codes
+    can share one warehouse, as a province's do."""
     started = time.perf_counter()
     if households < 10:
         raise ValueError("a county needs at least 10 households")
     if register_format not in ("xlsx", "csv"):
         raise ValueError(f"register format must be xlsx or csv, not {register_format!r}")
+    if county not in COUNTIES:
+        raise ValueError(f"county must be one of {', '.join(COUNTIES)}, not {county!r}")
     as_of = as_of or date.today()
     settings = load_settings()
     profile = NoiseProfile.load(noise, settings)
     rng = np.random.default_rng(seed)
-    register = generate_register(households, as_of, rng, float(settings["monitoring_line"]))
-    world = World(as_of, rng, register, settings, noise=profile)
+    place = COUNTIES[county]
+    register = generate_register(households, as_of, rng, float(settings["monitoring_line"]), place)
+    world = World(as_of, rng, register, settings, noise=profile, county=place)
 
     hr_events, contributions = human_resources.generate(world)
     _plant_low_income(world)
@@ -348,7 +356,7 @@ def _deliver_civil(world: World, records: list[dict[str, Any]], folder: Path) ->
             uid = r["_uid"]
             if uid not in addresses:
                 addresses[uid] = (
-                    f"{COUNTY}{present.place(uid, '户籍地址', r['_township'])}"
+                    f"{world.county.name}{present.place(uid, '户籍地址', r['_township'])}"
                     f"{present.place(uid, '户籍地址', r['_village'])}{r['_group']}组"
                 )
             addr = addresses[uid]
@@ -369,7 +377,7 @@ def _deliver_civil(world: World, records: list[dict[str, Any]], folder: Path) ->
                 ]
             )
             out.add(uid, key(r), f"civil_affairs/{name}", r.get("_copy") or "")
-        title = f"{COUNTY}民政局社会救助对象变动明细({ym[:4]}年{int(ym[4:])}月)"
+        title = f"{world.county.name}民政局社会救助对象变动明细({ym[:4]}年{int(ym[4:])}月)"
         write_xlsx(folder / name, "Sheet1", CIVIL_HEADER, table, title=title)
     return out
 
@@ -522,7 +530,7 @@ def _write_register(world: World, folder: Path, fmt: str) -> str:
             REGISTER_HEADER,
             rows,
             title="防返贫监测信息系统 农村人口信息",
-            subtitle=f"{COUNTY}  导出日期：{export_day:%Y-%m-%d}",
+            subtitle=f"{world.county.name}  导出日期：{export_day:%Y-%m-%d}",
         )
     return f"registry/{name}"
 
@@ -612,6 +620,7 @@ def _write_truth(
         summary.shocks[f"{s.rule_id}:{s.expected}"] = summary.shocks.get(f"{s.rule_id}:{s.expected}", 0) + 1
     manifest = {
         "seed": seed,
+        "county": world.county.code,
         "households": summary.households,
         "persons": summary.persons,
         "as_of": summary.as_of.isoformat(),

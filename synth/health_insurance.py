@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from synth.places import COUNTY_CODE
 from synth.world import Shock, World
 
 HOSPITALS = (
@@ -52,13 +51,13 @@ def _settlement(
     trace = world.trace(who, when)
     return {
         **trace,
-        "结算流水号": f"{COUNTY_CODE}{when:%Y%m%d}{trace['_uid']:08d}",
+        "结算流水号": f"{world.county.code}{when:%Y%m%d}{trace['_uid']:08d}",
         "结算类型": "正常",
         "原结算流水号": "",
         "姓名": who["name"],
         "证件类型": ("居民身份证", "社会保障卡", "其他")[int(rng.choice(3, p=(0.85, 0.12, 0.03)))],
         "证件号码": who["id_number"],
-        "参保地区划": COUNTY_CODE if who["person_id"] else who["id_number"][:6],
+        "参保地区划": world.county.code if who["person_id"] else who["id_number"][:6],
         "就诊类别": kind,
         "定点医药机构名称": place,
         "入院日期": admitted,
@@ -80,7 +79,7 @@ def _reversal(world: World, original: dict[str, Any], when: date) -> dict[str, A
         **original,
         "_uid": uid,
         "_date": when,
-        "结算流水号": f"{COUNTY_CODE}{when:%Y%m%d}{uid:08d}",
+        "结算流水号": f"{world.county.code}{when:%Y%m%d}{uid:08d}",
         "结算类型": "冲销",
         "原结算流水号": original["结算流水号"],
         "结算日期": when,

@@ -11,8 +11,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-COUNTY = "花垣县"
-COUNTY_CODE = "433124"
+
+@dataclass(frozen=True)
+class County:
+    """A county of western Hunan the generator can make: its name and GB/T 2260 code."""
+
+    code: str
+    name: str
+
+
+# The default county, and the others a synthetic province can hold: each gets its own
+# register keys, ID area code and settlement numbers, so several can share a warehouse.
+COUNTIES = {
+    c.code: c
+    for c in (
+        County("433124", "花垣县"),
+        County("433125", "保靖县"),
+        County("433126", "古丈县"),
+        County("433127", "永顺县"),
+    )
+}
+DEFAULT_COUNTY = COUNTIES["433124"]
 # Counties that people marry in from or work beside: their ID area codes.
 NEIGHBOUR_CODES = ("433122", "433123", "433125", "433126", "433127", "433130", "522229", "500241")
 OTHER_COUNTIES = ("430102", "430181", "431202", "433101", "440304", "330206", "500112")

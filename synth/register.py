@@ -14,7 +14,7 @@ import polars as pl
 
 from guardline import idnumber
 from synth import names
-from synth.places import COUNTY, COUNTY_CODE, NEIGHBOUR_CODES, make_villages
+from synth.places import DEFAULT_COUNTY, NEIGHBOUR_CODES, County, make_villages
 
 HOUSEHOLD_SIZES = np.array([1, 2, 3, 4, 5, 6, 7])
 HOUSEHOLD_SIZE_P = np.array([0.13, 0.21, 0.21, 0.23, 0.13, 0.06, 0.03])
@@ -101,7 +101,11 @@ def _members(size: int, head_age: int, rng: np.random.Generator) -> list[tuple[s
 
 
 def generate_register(
-    n_households: int, as_of: date, rng: np.random.Generator, monitoring_line: float
+    n_households: int,
+    as_of: date,
+    rng: np.random.Generator,
+    monitoring_line: float,
+    county: County = DEFAULT_COUNTY,
 ) -> pl.DataFrame:
     """Draw the county's households and people; incomes above the line unless shocked later."""
     sampler = _Sampler(rng)
@@ -113,7 +117,7 @@ def generate_register(
     village_of = rng.integers(len(villages), size=n_households)
     for h in range(n_households):
         village = villages[village_of[h]]
-        household_id = f"0{COUNTY_CODE}{h + 1:07d}"
+        household_id = f"0{county.code}{h + 1:07d}"
         ethnicity = ETHNICITIES[rng.choice(4, p=ETHNICITY_P)]
         head_age = int(np.clip(rng.normal(54, 13), 22, 88))
         members = _members(int(sizes[h]), head_age, rng)
@@ -121,7 +125,7 @@ def generate_register(
         father_given = sampler.minority_given()
         phone = f"1{rng.choice([3, 5, 8, 9])}{rng.integers(0, 10**9):09d}"
         household = {
-            "county": COUNTY,
+            "county": county.name,
             "township": village.township,
             "village": village.name,
             "group_no": int(rng.integers(1, 12)),
@@ -135,7 +139,7 @@ def generate_register(
             area = (
                 NEIGHBOUR_CODES[rng.integers(len(NEIGHBOUR_CODES))]
                 if married_in and rng.random() < NEIGHBOUR_SPOUSE_RATE
-                else COUNTY_CODE
+                else county.code
             )
             while True:
                 seq = int(rng.integers(0, 500)) * 2 + (1 if sex == "男" else 0)
@@ -154,7 +158,7 @@ def generate_register(
             rows.append(
                 {
                     **household,
-                    "person_id": f"0{COUNTY_CODE}{person_seq:09d}",
+                    "person_id": f"0{county.code}{person_seq:09d}",
                     "name": name,
                     "id_number": id_number,
                     "sex": sex,

@@ -16,7 +16,7 @@ import polars as pl
 
 from guardline import idnumber
 from synth.noise import NoiseProfile
-from synth.places import NEIGHBOUR_CODES, OTHER_COUNTIES
+from synth.places import DEFAULT_COUNTY, NEIGHBOUR_CODES, OTHER_COUNTIES, County
 
 IDENTITY = (
     "person_id",
@@ -53,6 +53,7 @@ class World:
     register: pl.DataFrame
     settings: dict[str, Any]
     noise: NoiseProfile
+    county: County = DEFAULT_COUNTY
     shocks: list[Shock] = field(default_factory=list)
     # Opportunities for each defect and how often it was applied, counted per unit
     # (record, or person for sources that hold one identity per person).
