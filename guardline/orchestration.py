@@ -2,7 +2,7 @@
 failure callback, and how a task learns its night, its folders and its connections.
 
 Imported at DAG parse time, so it imports nothing heavy (no polars, no Great
-Expectations, no SQLAlchemy): the tasks import the pipeline inside their bodies.
+Expectations): the tasks import the pipeline inside their bodies.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 import os
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -37,7 +36,7 @@ log = logging.getLogger("guardline.airflow")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@cache
+@functools.cache
 def config() -> dict[str, Any]:
     return yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
 
