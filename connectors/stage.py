@@ -120,17 +120,21 @@ class Stage:
         """The account of every file, kept per source so that the sync DAGs of different
         departments, running at the same time, never write the same file."""
         self._split_legacy_ledger()
-        paths = (
-            sorted((self.root / "ledger").glob("*.parquet"))
-            if stage_name is None
-            else [self.root / "ledger" / f"{stage_name}.parquet"]
-        )
-        frames = [pl.read_parquet(p) for p in paths if p.exists()]
+        frames = self._per_source("ledger", stage_name)
         return (
             pl.concat(frames).sort("as_of", "source", "file")
             if frames
             else pl.DataFrame(schema=LEDGER_SCHEMA)
         )
+
+    def _per_source(self, folder: str, stage_name: str | None) -> list[pl.DataFrame]:
+        """The frames of ``<root>/<folder>/<source>.parquet``: one source's, or every one's."""
+        paths = (
+            sorted((self.root / folder).glob("*.parquet"))
+            if stage_name is None
+            else [self.root / folder / f"{stage_name}.parquet"]
+        )
+        return [pl.read_parquet(p) for p in paths if p.exists()]
 
     def _split_legacy_ledger(self) -> None:
         """A stage from before the per-source ledger keeps its one ``ledger.parquet``:
@@ -142,12 +146,7 @@ class Stage:
             legacy.unlink()
 
     def quarantine(self, stage_name: str | None = None) -> pl.DataFrame:
-        paths = (
-            sorted((self.root / "quarantine").glob("*.parquet"))
-            if stage_name is None
-            else [self.root / "quarantine" / f"{stage_name}.parquet"]
-        )
-        frames = [pl.read_parquet(p) for p in paths if p.exists()]
+        frames = self._per_source("quarantine", stage_name)
         return pl.concat(frames) if frames else pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
     def loaded_checksums(self, stage_name: str) -> set[str]:

@@ -201,8 +201,7 @@ def flag(
     for rule in sorted({r for r, _ in counts}):
         table.add_row(rule, *(f"{counts.get((rule, s), 0):,}" for s in ("new", "continuing", "resolved")))
     console.print(table)
-    households = result.flags.filter(pl.col("status") != "resolved")["household_id"].n_unique()
-    console.print(f"{households:,} households to visit; {result.exits.height:,} exit candidates")
+    console.print(f"{result.households:,} households to visit; {result.exits.height:,} exit candidates")
 
 
 def _night(
@@ -250,8 +249,7 @@ def _night(
             "publish", lambda: write_lists(flagged.flags, Stage(stage_dir).records("registry"), day, out)
         )
     _print_ingest(ingested)
-    firing = flagged.flags.filter(pl.col("status") != "resolved")
-    by_rule = dict(firing.group_by("rule_id").len().sort("rule_id").iter_rows())
+    by_rule = flagged.by_rule()
     record_run(
         eng,
         day,
@@ -294,7 +292,7 @@ def _night(
     summary.add_row(
         "rules",
         ", ".join(f"{r} {n:,}" for r, n in by_rule.items())
-        + f"; {firing['household_id'].n_unique():,} households to visit, "
+        + f"; {flagged.households:,} households to visit, "
         f"{flagged.exits.height:,} exit candidates",
         f"{times['rules']:.1f} s",
     )
@@ -405,15 +403,10 @@ def lists(
 ) -> None:
     """Write one Excel list (and a CSV) per township of the households to visit."""
     from connectors.stage import Stage
-    from warehouse.lists import write_lists
+    from warehouse.lists import write_stage_lists
 
     day = _as_of(as_of)
-    st = Stage(stage)
-    path = st.root / "flags" / f"{day.isoformat()}.parquet"
-    register = st.records("registry")
-    if not path.exists() or register is None:
-        raise GuardlineError(f"no flags for {day} in {stage}: run `guardline flag --as-of {day}` first")
-    written = write_lists(pl.read_parquet(path), register, day, outbox)
+    written = write_stage_lists(Stage(stage), day, outbox)
     console.print(f"{len(written)} township lists in {outbox / day.isoformat()}")
 
 

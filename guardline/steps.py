@@ -132,15 +132,11 @@ def match(stage_root: Path, county: str, settings: str = "china") -> dict[str, i
 
 def flag(stage_root: Path, county: str, as_of: date) -> dict[str, int]:
     """The rules for one county's night; firing flags by rule, and the exit candidates."""
-    import polars as pl
-
     from connectors.stage import Stage
     from rules.run import flag_stage
 
     result = flag_stage(Stage(stage_root / county), as_of)
-    firing = result.flags.filter(pl.col("status") != "resolved")
-    counts = dict(firing.group_by("rule_id").len().sort("rule_id").iter_rows())
-    return {**counts, "households": firing["household_id"].n_unique(), "exit_candidates": result.exits.height}
+    return {**result.by_rule(), "households": result.households, "exit_candidates": result.exits.height}
 
 
 def load(url: str, stage_root: Path, counties: list[str], as_of: date, run_id: str = "") -> dict[str, int]:
@@ -164,22 +160,14 @@ def load(url: str, stage_root: Path, counties: list[str], as_of: date, run_id: s
 
 def publish(stage_root: Path, outbox_root: Path, counties: list[str], as_of: date) -> list[str]:
     """The township lists of every county: ``<outbox>/<county>/<as_of>/<township>.xlsx``."""
-    import polars as pl
-
     from connectors.stage import Stage
-    from warehouse.lists import write_lists
+    from warehouse.lists import write_stage_lists
 
-    written: list[str] = []
-    for county in counties:
-        st = Stage(stage_root / county)
-        flags = st.root / "flags" / f"{as_of.isoformat()}.parquet"
-        if not flags.exists():
-            raise GuardlineError(f"no flags for {as_of} in {st.root}: the rules did not run for {county}")
-        written += [
-            str(p)
-            for p in write_lists(pl.read_parquet(flags), st.records("registry"), as_of, outbox_root / county)
-        ]
-    return written
+    return [
+        str(path)
+        for county in counties
+        for path in write_stage_lists(Stage(stage_root / county), as_of, outbox_root / county)
+    ]
 
 
 def _county_stage(landing: Path) -> Path:

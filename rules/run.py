@@ -29,6 +29,20 @@ class FlagResult:
     def counts(self) -> dict[tuple[str, str], int]:
         return {(r, s): n for r, s, n in self.flags.group_by("rule_id", "status").len().iter_rows()}
 
+    @property
+    def firing(self) -> pl.DataFrame:
+        """The flags that send someone to a household tonight: new and continuing."""
+        return self.flags.filter(pl.col("status") != "resolved")
+
+    def by_rule(self) -> dict[str, int]:
+        """Firing flags per rule, by rule ID."""
+        return dict(self.firing.group_by("rule_id").len().sort("rule_id").iter_rows())
+
+    @property
+    def households(self) -> int:
+        """Households to visit tonight."""
+        return self.firing["household_id"].n_unique()
+
 
 def inputs_from(records: dict[str, pl.DataFrame | None], links: pl.DataFrame) -> Inputs:
     """Feature inputs from staged (or freshly read) records keyed by stage name."""

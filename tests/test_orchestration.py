@@ -64,8 +64,8 @@ def test_settings_come_from_variables_and_connections(monkeypatch):
                 "port": 5432,
                 "login": "reader",
                 "password": "s@cret",
+                "schema": "rs",
             }
-            | {"schema": "rs"}
         ),
     )
     assert orch.exchange_url("433124") == "postgresql+psycopg://reader:s%40cret@10.0.0.12:5432/rs"

@@ -17,6 +17,8 @@ from pathlib import Path
 import polars as pl
 import xlsxwriter
 
+from connectors.stage import Stage
+from guardline.errors import GuardlineError
 from rules.features import head_rows
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
@@ -198,3 +200,14 @@ def write_lists(flags: pl.DataFrame, register: pl.DataFrame, as_of: date, outbox
         )
         written.append(path)
     return sorted(written)
+
+
+def write_stage_lists(stage: Stage, as_of: date, outbox: Path) -> list[Path]:
+    """The lists of the night ``as_of`` from a stage's flags and register."""
+    flags = stage.root / "flags" / f"{as_of.isoformat()}.parquet"
+    register = stage.records("registry")
+    if not flags.exists() or register is None:
+        raise GuardlineError(
+            f"no flags for {as_of} in {stage.root}: run `guardline flag --as-of {as_of}` first"
+        )
+    return write_lists(pl.read_parquet(flags), register, as_of, outbox)
