@@ -125,16 +125,20 @@ def valid_array(ids):  # pl.Series -> pl.Series
 
 
 def check_array(first17):  # pl.Series -> pl.Series
-    """Vectorised :func:`check_character` over a String series of 17 digits (else null)."""
+    """Vectorised :func:`check_character` over a String series of 17 digits (else null).
+
+    The result is built as a string series whatever the rows' order: the first row
+    being null or malformed must not change how polars infers the column.
+    """
     import numpy as np
     import polars as pl
 
     s = first17.cast(pl.String)
-    ok = s.str.contains(r"^\d{17}$").fill_null(False).to_numpy()
-    out = np.full(len(s), None, dtype=object)
+    ok = s.str.contains(r"^\d{17}$").fill_null(False)
+    checks = pl.Series(s.name, [None] * len(s), dtype=pl.String)
     if ok.any():
-        raw = s.filter(pl.Series(ok)).str.join("").item().encode()
+        raw = s.filter(ok).str.join("").item().encode()
         digits = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 17).astype(np.int16) - 48
         total = (digits * np.array(_WEIGHTS, dtype=np.int16)).sum(axis=1) % 11
-        out[ok] = np.array(list(_CHECK))[total]
-    return pl.Series(s.name, out, dtype=pl.String)
+        checks = checks.scatter(ok.arg_true(), pl.Series(np.array(list(_CHECK))[total].tolist(), dtype=pl.String))
+    return checks

@@ -33,3 +33,22 @@ def test_key_text_follows_the_contract():
     assert field_text(" 'abc d ") == "'abc d"
     assert field_text(date(2026, 11, 3)) == "2026-11-03"
     assert record_key("rs_contribution_month", " 4331 ", 202611) == "rs_contribution_month|4331|202611"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["abc", "11010519491231002", None, "1101051949123100"],  # first value not 17 digits
+        [None, "11010519491231002"],
+        ["11010519491231002", "abc"],
+        ["abc", None],
+        [],
+    ],
+)
+def test_check_array_does_not_depend_on_row_order(values):
+    import polars as pl
+
+    expected = [idnumber.check_character(v) if v and len(v) == 17 and v.isdigit() else None for v in values]
+    got = idnumber.check_array(pl.Series("id", values, dtype=pl.String))
+    assert got.dtype == pl.String
+    assert got.to_list() == expected
