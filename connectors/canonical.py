@@ -20,6 +20,9 @@ from guardline import idnumber
 
 PROBLEMS = "__problems"
 ID_VALID = "__id_valid"
+# Characters no delivered value holds: NUL ends keys in PostgreSQL, the others are
+# garbage from a broken export. A cell with one is quarantined, not cleaned silently.
+CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 META = ("source", "source_record_id", "file", "row", "event_date")
 
 
@@ -87,6 +90,19 @@ def canonicalize(source: Source, batch: RawBatch) -> Canonical:
     problems: list[pl.Expr] = []
     for c in source.columns:
         raw = pl.col(raw_names[c.name])
+        problems.append(
+            _problem(
+                raw.str.contains(CONTROL).fill_null(False),
+                c.header,
+                "holds a control character (NUL or similar)",
+            )
+        )
+        if c.minimum is not None:
+            problems.append(
+                _problem(
+                    pl.col(c.name) < c.minimum, c.header, pl.format("{} is below {}", raw, pl.lit(c.minimum))
+                )
+            )
         if c.not_empty:
             problems.append(_problem(~present(raw), c.header, "empty"))
         if c.kind in PARSERS:
@@ -113,6 +129,19 @@ def canonicalize(source: Source, batch: RawBatch) -> Canonical:
                 )
             )
     problems += [_problem(check.failing, check.field, check.reason) for check in source.checks]
+    if source.key_conflicts == "quarantine":
+        values = pl.struct([pl.col(c.name) for c in source.columns if c.compared])
+        versions = values.hash(seed=7).n_unique().over(record_key(source))
+        fields = "/".join(source.column(n).header for n in source.key)
+        problems.append(
+            _problem(
+                versions > 1,
+                fields,
+                pl.format(
+                    "{} appears on several rows with other values: none can be told right", record_key(source)
+                ),
+            )
+        )
     event = (
         pl.col(source.event_date)
         if source.event_date
@@ -136,7 +165,10 @@ def canonicalize(source: Source, batch: RawBatch) -> Canonical:
             pl.concat_list(problems).list.drop_nulls().alias(PROBLEMS)
             if problems
             else pl.lit([], pl.List(pl.String)).alias(PROBLEMS),
-            idnumber.valid_expr(pl.col(ID_VALID), normalised=True).alias(ID_VALID),
+            pl.when(pl.col(ID_VALID) == "" if source.blank_id_allowed else pl.lit(False))
+            .then(None)  # a blank ID the contract allows is not an invalid one
+            .otherwise(idnumber.valid_expr(pl.col(ID_VALID), normalised=True))
+            .alias(ID_VALID),
         )
         .select(*META, *(c for c in source.value_columns if c not in META), PROBLEMS, ID_VALID)
         .collect()

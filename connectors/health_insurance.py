@@ -57,6 +57,18 @@ SOURCE = Source(
             "a 冲销 row must name the settlement it cancels",
             (pl.col("settlement_type") == "冲销") & pl.col("original_settlement_id").is_null(),
         ),
+        *(
+            Check(
+                header,
+                "is negative on a 正常 settlement (only a 冲销 row is)",
+                (pl.col("settlement_type") == "正常") & (pl.col(name) < 0),
+            )
+            for header, name in (
+                ("医疗费总额", "total_cost"),
+                ("个人自付", "self_pay"),
+                ("个人自费", "self_expense"),
+            )
+        ),
     ),
 )
 

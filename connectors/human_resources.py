@@ -8,6 +8,7 @@ Rows already staged come back and are counted as duplicates.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 
 from connectors.readers import ROW, RawBatch
 from connectors.spec import Column, Identity, Source
-from guardline.errors import DeliveryError
+from guardline.errors import DeliveryError, Unavailable
 
 LOOKBACK_PERIODS = 16
 LOOKBACK_DAYS = 400
@@ -55,7 +56,7 @@ CONTRIBUTIONS = Source(
         Column("aac002", "id_number", kind="id", not_empty=True),
         Column("aac003", "name"),
         Column("period", "period", kind="period", not_empty=True),
-        Column("wage_base", "wage_base", kind="money"),
+        Column("wage_base", "wage_base", kind="money", minimum=0),
         Column("status", "status", not_empty=True, allowed=("正常缴费", "中断", "补缴")),
     ),
     key=("id_number", "period"),
@@ -122,24 +123,65 @@ def pull(source: Source, url: str, watermark: Watermark) -> RawBatch:
             else ("", {}, "aac002, event_type, event_date")
         )
     query = f"SELECT {columns} FROM {table} {where} ORDER BY {order}"
+    engine = _engine(url)
     try:
-        engine = _engine(url)
-        with engine.connect() as con:
-            frame = pl.read_database(
-                sa.text(query), con, execute_options={"parameters": params}, infer_schema_length=None
-            )
-    except sa.exc.SQLAlchemyError as exc:
-        detail = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
-        raise DeliveryError(label, f"cannot read the exchange table: {detail}") from None
+        try:
+            con = engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise Unavailable(f"{label}: the exchange database does not answer: {_first_line(exc)}") from None
+        with con:
+            try:
+                frame, rejected = _read_text(con, query, params, source)
+            except sa.exc.SQLAlchemyError as exc:
+                raise DeliveryError(label, f"cannot read the exchange table: {_first_line(exc)}") from None
     finally:
-        if "engine" in locals():
-            engine.dispose()
-    frame = frame.select(
-        pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW),
-        *(pl.col(c.header).cast(pl.String).alias(c.name) for c in source.columns),
-    )
+        engine.dispose()
     digest = f"{table}:{frame.height}"
-    return RawBatch(source.stage_name, label, digest, 0, frame, header_row=0)
+    return RawBatch(source.stage_name, label, digest, 0, frame, header_row=0, rejected=rejected)
+
+
+def _first_line(exc: sa.exc.SQLAlchemyError) -> str:
+    return str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+
+
+def _read_text(
+    con: sa.Connection, query: str, params: dict, source: Source
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The rows as text under the canonical names, numbered from 1 in key order.
+
+    Arrow through polars when every column reads as text; a row holding what no text
+    can stand for (a BLOB that is not UTF-8, in a database that types by value) is set
+    aside with its reason, the others read one by one.
+    """
+    headers = [c.header for c in source.columns]
+    try:
+        frame = pl.read_database(
+            sa.text(query), con, execute_options={"parameters": params}, infer_schema_length=None
+        )
+        frame = frame.select(
+            pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW),
+            *(pl.col(c.header).cast(pl.String).alias(c.name) for c in source.columns),
+        )
+        return frame, None
+    except (pl.exceptions.PolarsError, TypeError, ValueError, UnicodeDecodeError):
+        pass
+    texts, bad = [], []
+    for n, row in enumerate(con.execute(sa.text(query), params), start=1):
+        values = dict(zip(headers, row, strict=True))
+        binary = [h for h, v in values.items() if isinstance(v, bytes | bytearray | memoryview)]
+        if binary:
+            shown = {h: (f"<BLOB {len(bytes(v))} bytes>" if h in binary else _text(v)) for h, v in values.items()}
+            bad.append((n, f"{binary[0]}: holds binary data (a BLOB), not text", json.dumps(shown, ensure_ascii=False)))
+        else:
+            texts.append([n, *(_text(v) for v in values.values())])
+    frame = pl.DataFrame(
+        texts, schema={ROW: pl.Int64, **{c.name: pl.String for c in source.columns}}, orient="row"
+    )
+    return frame, pl.DataFrame(bad, schema=["row", "reason", "raw"], orient="row") if bad else None
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def advance(watermark: Watermark, staged: pl.DataFrame, source: Source) -> Watermark:

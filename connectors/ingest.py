@@ -3,10 +3,13 @@
 passing a ``Landing`` between them on disk.
 
 Nothing is lost: every row read is loaded, quarantined with a reason, or counted as a
-duplicate, and the counts are kept per file in the ledger. A batch that fails as a
-whole (unreadable file, missing column, a critical expectation) fails its source for
-the night: its rows are quarantined with that reason, the source's other new files
-wait for the next run, and the other sources go on.
+duplicate, and the counts are kept per file in the ledger. A file refused as a whole
+(unreadable, a missing column, a critical expectation, more than the reader may hold) is
+refused alone: its rows are quarantined with that reason where they can be counted, the
+source's other files go on, and the refused file is reported again every night until a
+corrected delivery replaces it. What one source's night changes in the stage is
+committed as one step. No delivery, however broken, raises out of here: an unexpected
+failure while reading a file refuses that file, naming the error.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from pathlib import Path
 import polars as pl
 
 from connectors import human_resources, registry
-from connectors.canonical import PROBLEMS, Canonical, canonicalize, raw_values
-from connectors.readers import RawBatch, read_file
+from connectors.canonical import CONTROL, PROBLEMS, Canonical, canonicalize, raw_values
+from connectors.readers import RawBatch, countable_rows, read_file
 from connectors.sources import BY_STAGE_NAME, DATABASE_SOURCES, DEPARTMENTS, FILE_SOURCES
 from connectors.spec import Source
 from connectors.stage import LEDGER_SCHEMA, QUARANTINE_SCHEMA, Stage, merge_versions
 from connectors.validation import Validator
+from guardline.atomic import Hook
 from guardline.errors import DeliveryError, GuardlineError
 
 
@@ -38,7 +42,7 @@ class FileResult:
 
     source: str
     file: str
-    status: str  # loaded | failed | skipped | deferred
+    status: str  # loaded | failed (refused) | skipped (already loaded) | duplicate (a copy)
     reason: str = ""
     sha256: str = ""
     size: int = 0
@@ -60,7 +64,7 @@ class SourceResult:
     """One department's night: ok, failed (with the reason) or nothing new."""
 
     source: str
-    status: str = "ok"  # ok | failed | nothing new
+    status: str = "ok"  # ok | partial (some files refused) | failed (nothing read) | nothing new
     reason: str = ""
     files: list[FileResult] = field(default_factory=list)
     records: int = 0  # staged records after the night
@@ -68,6 +72,10 @@ class SourceResult:
 
     def total(self, attr: str) -> int:
         return sum(getattr(f, attr) for f in self.files)
+
+    @property
+    def refused(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "failed"]
 
 
 @dataclass
@@ -78,7 +86,8 @@ class IngestResult:
 
     @property
     def failed(self) -> list[SourceResult]:
-        return [s for s in self.sources if s.status == "failed"]
+        """Sources that refused something tonight (a file, a table, or all of it)."""
+        return [s for s in self.sources if s.status in ("failed", "partial")]
 
 
 @dataclass
@@ -92,7 +101,8 @@ class _Batch:
 def _list_files(source: Source, inbox: Path, as_of: date) -> list[Path]:
     folder = inbox / source.folder
     paths = sorted(
-        {p for pattern in source.patterns for p in folder.glob(pattern) if p.is_file()}, key=lambda p: p.name
+        {p for pattern in source.patterns for p in folder.glob(pattern) if p.is_file() or p.is_symlink()},
+        key=lambda p: p.name,
     )
     paths = [p for p in paths if not p.name.startswith(("~$", "."))]  # Excel lock files, hidden files
     return registry.current_export(paths, as_of) if source.name == registry.SOURCE.name else paths
@@ -107,8 +117,15 @@ def _quarantine_rows(source: Source, batch: _Batch, as_of: date, only_problems: 
         if only_problems:
             rows = rows.filter(pl.col(PROBLEMS).list.len() > 0)
             rows = rows.select("row", pl.col(PROBLEMS).list.first().alias("problem"))
-        else:
-            rows = rows.select("row", pl.lit(f"batch: {batch.failure}").alias("problem"))
+        else:  # the file was refused: its reason, and each row's own where it has one
+            own = pl.col(PROBLEMS).list.first()
+            rows = rows.select(
+                "row",
+                pl.when(own.is_not_null())
+                .then(pl.format("{}; file refused: {}", own, pl.lit(batch.failure)))
+                .otherwise(pl.lit(f"(file): file refused: {batch.failure}"))
+                .alias("problem"),
+            )
         if rows.height:
             frames.append(
                 rows.join(raw_values(source, raw, rows["row"]), on="row", how="left").select(
@@ -122,7 +139,7 @@ def _quarantine_rows(source: Source, batch: _Batch, as_of: date, only_problems: 
         reason = (
             raw.rejected["reason"]
             if only_problems
-            else pl.Series([f"batch: {batch.failure}"] * raw.rejected.height)
+            else raw.rejected["reason"] + f"; file refused: {batch.failure}"
         )
         frames.append(
             raw.rejected.select(
@@ -134,40 +151,51 @@ def _quarantine_rows(source: Source, batch: _Batch, as_of: date, only_problems: 
         )
     if not frames:
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    return (
-        pl.concat(frames)
-        .with_columns(
-            pl.lit(source.stage_name).alias("source"),
-            pl.lit(raw.file).alias("file"),
-            pl.lit(raw.sha256).alias("sha256"),
-            pl.lit(as_of).alias("as_of"),
+    return _placed(pl.concat(frames), source, raw.file, raw.sha256, as_of)
+
+
+def _placed(rows: pl.DataFrame, source: Source, file: str, sha256: str, as_of: date) -> pl.DataFrame:
+    """Quarantine rows (row, field, reason, raw) with where they came from; control
+    characters in the delivered text shown as U+FFFD (a NUL cannot enter PostgreSQL)."""
+    return rows.with_columns(
+        pl.col("reason", "raw").str.replace_all(CONTROL, "\ufffd"),
+        pl.lit(source.stage_name).alias("source"),
+        pl.lit(file).alias("file"),
+        pl.lit(sha256).alias("sha256"),
+        pl.lit(as_of).alias("as_of"),
+    ).select(list(QUARANTINE_SCHEMA))
+
+
+def _refusal(
+    source: Source, path: Path | None, result: FileResult, error: DeliveryError, as_of: date
+) -> tuple[FileResult, pl.DataFrame]:
+    """A file refused whole: its rows quarantined with the reason where they can be
+    counted (row 0 stands for the file when none can)."""
+    result.status = "failed"
+    result.reason = error.reason if error.row is None else str(error).split(": ", 1)[1]
+    counted = countable_rows(source, path, error) if path is not None else None
+    if counted is None:
+        rows = pl.DataFrame(
+            {"row": [0], "field": ["(file)"], "reason": [result.reason], "raw": [None]},
+            schema={"row": pl.Int64, "field": pl.String, "reason": pl.String, "raw": pl.String},
         )
-        .select(list(QUARANTINE_SCHEMA))
-    )
-
-
-def _file_level(source: Source, file: str, sha256: str, reason: str, as_of: date) -> pl.DataFrame:
-    return pl.DataFrame(
-        [
-            {
-                "source": source.stage_name,
-                "file": file,
-                "sha256": sha256,
-                "row": None,
-                "field": "(file)",
-                "reason": reason,
-                "raw": None,
-                "as_of": as_of,
-            }
-        ],
-        schema=QUARANTINE_SCHEMA,
-    )
+    else:
+        rows = counted.select(
+            "row",
+            pl.lit("(file)").alias("field"),
+            pl.lit(f"file refused: {result.reason}").alias("reason"),
+            "raw",
+        )
+        result.rows_read = result.quarantined = counted.height
+    return result, _placed(rows, source, result.file, result.sha256, as_of)
 
 
 def _prepare(source: Source, raw: RawBatch, as_of: date, validator: Validator, result: FileResult) -> _Batch:
     """Canonical frame and verdict of one batch, the counts that follow from them."""
     canonical = canonicalize(source, raw)
-    verdict = validator.validate(source, canonical.frame, as_of, raw.file)
+    verdict = validator.validate(
+        source, canonical.frame, as_of, raw.file, compared_values(source, canonical.frame.columns)
+    )
     result.rows_read = raw.frame.height + (raw.rejected.height if raw.rejected is not None else 0)
     result.warnings += raw.warnings + verdict.warnings
     batch = _Batch(raw, canonical, result)
@@ -233,44 +261,36 @@ def _ledger_rows(results: Iterable[FileResult], as_of: date) -> pl.DataFrame:
 def _finish(
     source: Source,
     batches: list[_Batch],
-    failures: list[tuple[FileResult, pl.DataFrame]],
-    deferred: list[FileResult],
+    refused: list[tuple[FileResult, pl.DataFrame]],
     stage: Stage,
     as_of: date,
     out: SourceResult,
     replace_all: bool = False,
     keep_ledger: bool = False,
 ) -> None:
-    """Stage the night of one source, or fail it as a whole.
+    """Stage the files of one source that passed, account for the ones refused.
 
-    ``keep_ledger``: a re-run of a night's pull that brought nothing new leaves the
-    night's first account in the ledger, so that re-running changes nothing.
+    Called inside the source's stage transaction. ``keep_ledger``: a re-run of a night's
+    pull that brought nothing new leaves the night's first account in the ledger, so that
+    re-running changes nothing.
     """
-    quarantine = [q for _, q in failures]
-    if failures or any(b.failure for b in batches):
-        failed = [r for r, _ in failures] + [b.result for b in batches if b.failure]
-        out.status = "failed"
-        out.reason = f"{failed[0].file}: {failed[0].reason}"
-        quarantine += [_quarantine_rows(source, b, as_of, only_problems=False) for b in batches if b.failure]
-        for b in batches:
-            if not b.failure:
-                b.result.status, b.result.reason = "deferred", "waits: the source failed tonight"
-                b.result.rows_read = b.result.quarantined = 0
-        out.files += failed + [b.result for b in batches if not b.failure] + deferred
-        stage.save_quarantine(
-            source.stage_name, pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-        )
-        stage.save_ledger(_ledger_rows(failed, as_of))
-        return
-    records = _stage_batches(source, batches, stage, as_of, replace_all)
-    quarantine += [_quarantine_rows(source, b, as_of, only_problems=True) for b in batches]
+    refused = refused + [
+        (b.result, _quarantine_rows(source, b, as_of, only_problems=False)) for b in batches if b.failure
+    ]
+    passed = [b for b in batches if not b.failure]
+    records = _stage_batches(source, passed, stage, as_of, replace_all) if passed else None
+    quarantine = [q for _, q in refused] + [
+        _quarantine_rows(source, b, as_of, only_problems=True) for b in passed
+    ]
     stage.save_quarantine(
         source.stage_name, pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     )
-    out.files += [b.result for b in batches]
-    out.records = records.height if records is not None else 0
-    if not (keep_ledger and all(b.result.loaded == 0 for b in batches)):
-        stage.save_ledger(_ledger_rows([b.result for b in batches], as_of))
+    results = [r for r, _ in refused] + [b.result for b in passed]
+    out.files += results
+    if records is not None:
+        out.records += records.height
+    if not (keep_ledger and not refused and all(b.result.loaded == 0 for b in passed)):
+        stage.save_ledger(_ledger_rows(results, as_of))
 
 
 @dataclass
@@ -372,7 +392,11 @@ def source_named(name: str) -> Source:
 
 def extract(name: str, inbox: Path, as_of: date, stage: Stage, hr_url: str | None = None) -> Landing:
     """Read the new deliveries of one source: files not loaded before, or one pull of the
-    exchange tables behind their watermarks."""
+    exchange tables behind their watermarks.
+
+    A file that cannot be read is refused here, alone; an exchange that does not answer
+    raises :class:`Unavailable` (worth retrying), a table it cannot read is refused.
+    """
     source = source_named(name)
     landing = Landing(source.name, as_of)
     if landing.exchange:
@@ -385,61 +409,93 @@ def extract(name: str, inbox: Path, as_of: date, stage: Stage, hr_url: str | Non
             return landing
         for table in DATABASE_SOURCES:
             result = FileResult(table.stage_name, f"exchange:{table.table}", "loaded")
+            result.sha256 = f"pull:{table.table}:{as_of.isoformat()}"
             try:
                 raw = human_resources.pull(table, url, stage.watermark(table.stage_name))
             except DeliveryError as exc:
-                result.status, result.reason = "failed", exc.reason
-                landing.fatal = str(exc)
-                landing.failures.append((result, pl.DataFrame(schema=QUARANTINE_SCHEMA)))
-                return landing
-            raw.sha256 = result.sha256 = f"pull:{as_of.isoformat()}"
+                landing.failures.append(_refusal(table, None, result, exc, as_of))
+                continue
+            raw.sha256 = result.sha256
             landing.batches.append(_Batch(raw, None, result))
         return landing
-    done = stage.loaded_checksums(source.stage_name)
+    root = inbox.resolve()
+    done = stage.loaded_files(source.stage_name)
+    tonight: dict[str, str] = {}
     for path in _list_files(source, inbox, as_of):
         file = path.relative_to(inbox).as_posix()
-        result = FileResult(source.stage_name, file, "loaded", size=path.stat().st_size)
+        result = FileResult(source.stage_name, file, "loaded")
+        if path.is_symlink() or not path.resolve().is_relative_to(root):
+            error = DeliveryError(file, "a symbolic link, or a path leading outside the inbox: not followed")
+            landing.failures.append(_refusal(source, None, result, error, as_of))
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            landing.failures.append(
+                _refusal(source, None, result, DeliveryError(file, f"cannot be read ({exc.strerror})"), as_of)
+            )
+            continue
+        result.size, result.sha256 = len(data), hashlib.sha256(data).hexdigest()
+        earlier = tonight.get(result.sha256) or done.get(result.sha256)
+        if earlier == file:
+            landing.skipped.append(
+                FileResult(source.stage_name, file, "skipped", "already loaded", result.sha256)
+            )
+            continue
         try:
             raw = read_file(source, path, file)
         except DeliveryError as exc:
-            result.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-            if result.sha256 in done:
-                landing.skipped.append(
-                    FileResult(source.stage_name, file, "skipped", "already loaded", result.sha256)
-                )
-                continue
-            result.status = "failed"
-            result.reason = exc.reason if exc.row is None else str(exc).split(": ", 1)[1]
-            landing.failures.append((result, _file_level(source, file, result.sha256, str(exc), as_of)))
+            if earlier is None:
+                landing.failures.append(_refusal(source, path, result, exc, as_of))
             continue
-        result.sha256 = raw.sha256
-        if raw.sha256 in done:
-            landing.skipped.append(
-                FileResult(source.stage_name, file, "skipped", "already loaded", raw.sha256)
+        except Exception as exc:  # a reader's own failure on bytes it could not foresee
+            landing.failures.append(_refusal(source, path, result, _unforeseen(file, exc), as_of))
+            continue
+        if earlier is not None:  # the same bytes under another name: its rows are duplicates
+            result.status, result.reason = "duplicate", f"the same bytes as {earlier}"
+            result.rows_read = result.duplicates = raw.frame.height + (
+                raw.rejected.height if raw.rejected is not None else 0
             )
+            landing.skipped.append(result)
             continue
+        tonight[result.sha256] = file
         landing.batches.append(_Batch(raw, None, result))
     return landing
 
 
+def _unforeseen(file: str, exc: BaseException) -> DeliveryError:
+    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return DeliveryError(file, f"cannot be read: {type(exc).__name__}{': ' + detail if detail else ''}")
+
+
 def validate(landing: Landing, validator: Validator) -> Landing:
-    """Type every batch and run its source's Great Expectations suite on it."""
-    landing.batches = [
-        b
-        if b.canonical is not None
-        else _prepare(BY_STAGE_NAME[b.raw.source], b.raw, landing.as_of, validator, b.result)
-        for b in landing.batches
-    ]
+    """Type every batch and run its source's Great Expectations suite on it; a batch that
+    cannot be typed is refused, naming the error."""
+    checked = []
+    for b in landing.batches:
+        if b.canonical is None:
+            source = BY_STAGE_NAME[b.raw.source]
+            try:
+                b = _prepare(source, b.raw, landing.as_of, validator, b.result)
+            except Exception as exc:
+                landing.failures.append(
+                    _refusal(source, None, b.result, _unforeseen(b.raw.file, exc), landing.as_of)
+                )
+                continue
+        checked.append(b)
+    landing.batches = checked
     return landing
 
 
-def stage(landing: Landing, into: Stage) -> SourceResult:
-    """Merge a validated landing into the stage, or fail its source for the night with the
-    rows quarantined; the ledger keeps the account of every file either way."""
+def stage(landing: Landing, into: Stage, on_step: Hook | None = None) -> SourceResult:
+    """Merge a validated landing into the stage as one step: records, quarantine, ledger
+    and watermark are committed together, so a kill leaves the previous night or this one.
+    Refused files are accounted for in the same step."""
     started = time.perf_counter()
     if any(b.canonical is None for b in landing.batches):
         raise GuardlineError(f"{landing.source}: the landing of {landing.as_of} was not validated")
-    result = (_stage_exchange if landing.exchange else _stage_files)(landing, into)
+    with into.transaction(on_step):
+        result = (_stage_exchange if landing.exchange else _stage_files)(landing, into)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -454,52 +510,56 @@ def _stage_files(landing: Landing, stage: Stage) -> SourceResult:
             source,
             landing.batches,
             landing.failures,
-            [],
             stage,
             landing.as_of,
             out,
             replace_all=source.name == registry.SOURCE.name,
         )
+    copies = [r for r in landing.skipped if r.status == "duplicate"]
+    stage.save_ledger(_ledger_rows(copies, landing.as_of))
     out.files += landing.skipped
     if out.records == 0:
         current = stage.records(source.stage_name)
         out.records = current.height if current is not None else 0
-    return out
+    return _settled(out)
 
 
 def _stage_exchange(landing: Landing, stage: Stage) -> SourceResult:
-    """Both 人社 tables; the source fails if either does."""
+    """Both 人社 tables, each on its own: a table refused tonight leaves the other staged
+    and its own watermark where it was."""
     as_of = landing.as_of
     out = SourceResult(landing.source)
     if landing.fatal:
         out.status, out.reason = "failed", landing.fatal
-        out.files += [r for r, _ in landing.failures]
-        stage.save_ledger(_ledger_rows(out.files, as_of))
-        return out
-    prepared = [(BY_STAGE_NAME[b.raw.source], b) for b in landing.batches]
-    if any(b.failure for _, b in prepared):
-        for table, b in prepared:
-            _finish(table, [b], [], [], stage, as_of, out)
-        out.status = "failed"
         return out
     ledger = stage.ledger()
-    for table, b in prepared:
-        sub = SourceResult(table.stage_name)
-        already = (
+    for table in DATABASE_SOURCES:
+        batches = [b for b in landing.batches if b.raw.source == table.stage_name]
+        refused = [f for f in landing.failures if f[0].source == table.stage_name]
+        already = any(
             ledger.filter(
                 (pl.col("source") == table.stage_name)
                 & (pl.col("sha256") == b.raw.sha256)
                 & (pl.col("status") == "loaded")
             ).height
-            > 0
+            for b in batches
         )
-        _finish(table, [b], [], [], stage, as_of, sub, keep_ledger=already)
-        out.files += sub.files
-        out.records += sub.records
-        stage.save_watermark(
-            table.stage_name,
-            human_resources.advance(stage.watermark(table.stage_name), b.canonical.good, table),
-        )
+        _finish(table, batches, refused, stage, as_of, out, keep_ledger=already)
+        for b in batches:
+            if not b.failure:
+                stage.save_watermark(
+                    table.stage_name,
+                    human_resources.advance(stage.watermark(table.stage_name), b.canonical.good, table),
+                )
+    return _settled(out)
+
+
+def _settled(out: SourceResult) -> SourceResult:
+    """A source with refused files is partial when something else of it was read, failed
+    when nothing was; the reason names every refused file."""
+    if out.refused:
+        out.status = "partial" if any(f.status == "loaded" for f in out.files) else "failed"
+        out.reason = "; ".join(f"{f.file}: {f.reason}" for f in out.refused)
     return out
 
 

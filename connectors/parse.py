@@ -13,6 +13,11 @@ from datetime import date
 import polars as pl
 
 EXCEL_EPOCH = date(1899, 12, 30)
+# A date outside these years is a typo or a mangled cell (the serial 99999 is 2173), not
+# a record's date: it is read as no date, and the row quarantined.
+EARLIEST, LATEST = date(1900, 1, 1), date(2099, 12, 31)
+# No amount a department delivers reaches 10^10 yuan; NaN, inf and 1e300 are not amounts.
+LARGEST_AMOUNT = 1e10
 
 
 def clean(expr: pl.Expr) -> pl.Expr:
@@ -39,20 +44,23 @@ def to_date(expr: pl.Expr) -> pl.Expr:
     is_compact = s.str.len_bytes().eq(8) & s.str.contains(r"^\d{8}$")
     parsed = pl.when(is_compact).then(compact).otherwise(dashed).str.to_date("%Y-%m-%d", strict=False)
     serial = s.str.extract(r"^(\d{5})(?:\.0+)?$").cast(pl.Int64)
-    return pl.coalesce(parsed, (pl.lit(EXCEL_EPOCH) + pl.duration(days=serial)).cast(pl.Date))
+    value = pl.coalesce(parsed, (pl.lit(EXCEL_EPOCH) + pl.duration(days=serial)).cast(pl.Date))
+    return pl.when(value.is_between(pl.lit(EARLIEST), pl.lit(LATEST))).then(value)
 
 
 def to_money(expr: pl.Expr) -> pl.Expr:
     """Yuan as Float64: thousands separators and a trailing 元 allowed."""
     s = expr.str.replace_many([",", "，", " ", "\u3000"], ["", "", "", ""]).str.strip_suffix("元")
-    return s.cast(pl.Float64, strict=False)
+    value = s.cast(pl.Float64, strict=False)
+    return pl.when(value.is_finite() & (value.abs() < LARGEST_AMOUNT)).then(value)
 
 
 def to_int(expr: pl.Expr) -> pl.Expr:
     """Whole numbers, also when a spreadsheet wrote them as 3.0."""
     s = expr.str.strip_chars().str.replace_all(",", "", literal=True)
     as_float = s.cast(pl.Float64, strict=False)
-    return pl.when(as_float == as_float.round(0)).then(as_float.cast(pl.Int64))
+    whole = as_float.is_finite() & (as_float.abs() < LARGEST_AMOUNT) & (as_float == as_float.round(0))
+    return pl.when(whole).then(as_float.cast(pl.Int64, strict=False))
 
 
 def to_period(expr: pl.Expr) -> pl.Expr:

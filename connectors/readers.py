@@ -2,8 +2,14 @@
 
 A reader returns every data row as text, under the source's canonical column names,
 with the row number a person sees in the file (CSV line, sheet row). What stops the
-whole file — empty, binary, wrong encoding, truncated, no header, a missing column —
-raises :class:`DeliveryError` naming the file and, where it can, the row and field.
+whole file — empty, binary, wrong encoding, truncated, no header, a missing column,
+more than the reader may allocate — raises :class:`DeliveryError` naming the file and,
+where it can, the row and field; :func:`countable_rows` then recovers the rows a person
+would see in it, so that they can be quarantined with that reason.
+
+What a reader may allocate is bounded before it reads (:data:`LIMITS`): the file's size,
+an xlsx's inflated XML, and the area of a sheet's cells (a 7 KB workbook whose one
+cell sits at XFD1048576 would otherwise ask for 512 GiB).
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -26,6 +34,23 @@ from guardline.errors import DeliveryError
 ROW = "__row"
 HEADER_SEARCH_ROWS = 10
 _SPACES = re.compile(r"[\s\u3000]+")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one delivered file may cost the reader, checked before it reads."""
+
+    file_bytes: int = 2 << 30  # any file
+    xlsx_xml_bytes: int = 1 << 30  # an xlsx's sheets and shared strings, inflated
+    sheet_cells: int = 60_000_000  # rows x columns of a sheet's used area
+
+
+LIMITS = Limits()
+# A cell reference beyond column Z or row 999,999: rare in a delivery, and the only kind
+# that can make a sheet's area large, so the scan looks at these alone.
+_FAR_CELL = re.compile(rb'<c r="([A-Z]{2,3}\d+|[A-Z]\d{7,})"')
+_REF = re.compile(r"([A-Z]+)(\d+)")
+_ROW_TAG = re.compile(rb'<row r="(\d+)"')
 
 
 @dataclass
@@ -291,6 +316,106 @@ def _decode(data: bytes, encoding: str, file: str) -> str:
         ) from None
 
 
+def _column_number(letters: str) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def check_xlsx_bounds(data: bytes, file: str, limits: Limits = LIMITS) -> None:
+    """Refuse a workbook the xlsx reader could not hold: inflated XML over the limit (a
+    zip bomb), or a sheet whose used area (up to its farthest cell) is too large.
+
+    The parts are inflated in chunks and counted, never held whole.
+    """
+    try:
+        book = zipfile.ZipFile(io.BytesIO(data))
+        parts = [i for i in book.infolist() if i.filename.startswith("xl/") and i.filename.endswith(".xml")]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip: the reader says what it is
+    inflated = 0
+    for info in parts:
+        sheet = info.filename.startswith("xl/worksheets/")
+        rows = cols = 0
+        tail = b""
+        try:
+            with book.open(info) as stream:
+                while chunk := stream.read(1 << 20):
+                    inflated += len(chunk)
+                    if inflated > limits.xlsx_xml_bytes:
+                        raise DeliveryError(
+                            file,
+                            f"the workbook inflates to more than {limits.xlsx_xml_bytes >> 20} MiB of XML: "
+                            "refused unread (a zip bomb, or far more than a delivery holds)",
+                        )
+                    if sheet:
+                        window = tail + chunk
+                        for m in _FAR_CELL.finditer(window):
+                            letters, digits = _REF.fullmatch(m[1].decode()).groups()
+                            cols, rows = max(cols, _column_number(letters)), max(rows, int(digits))
+                        rows = max([rows, *map(int, _ROW_TAG.findall(window))])
+                        tail = window[-24:]
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise DeliveryError(file, f"the workbook is damaged ({type(exc).__name__}: {exc})") from None
+        area = rows * max(cols, 26)
+        if area > limits.sheet_cells:
+            raise DeliveryError(
+                file,
+                f"{info.filename.rsplit('/', 1)[-1]} has a cell as far as column {cols}, row {rows:,}: "
+                f"its used area exceeds {limits.sheet_cells:,} cells; delete the stray cells far from the table",
+            )
+
+
+def countable_rows(source: Source, path: Path, error: DeliveryError) -> pl.DataFrame | None:
+    """The rows a person sees in a file refused whole (``row``, ``raw``), for the
+    quarantine; None when none can be told (an empty, binary or unreadable file).
+
+    The header is the row the error names, else the first non-blank one.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not data.strip() or len(data) > LIMITS.file_bytes:
+        return None
+    rows: list[tuple[int, str]] = []
+    if path.suffix.lower() == ".csv":
+        if b"\x00" in data[:65536]:
+            return None
+        text = None
+        for encoding in (source.encoding, "utf-8-sig", "gb18030"):
+            try:
+                text = data.decode(encoding)
+                break
+            except (UnicodeDecodeError, LookupError):
+                continue
+        if text is None:
+            text = data.decode(source.encoding, errors="replace")
+        rows = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip(" ,\t\u3000")]
+    else:
+        try:
+            check_xlsx_bounds(data, error.file)
+            from python_calamine import CalamineWorkbook
+
+            book = CalamineWorkbook.from_filelike(io.BytesIO(data))
+            names = list(book.sheet_names)
+            name = source.sheet if source.sheet in names else names[0]
+            cells = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        except Exception:  # the workbook cannot be opened at all: nothing to count
+            return None
+        rows = [
+            (n, json.dumps([cell_text(v) for v in r], ensure_ascii=False))
+            for n, r in enumerate(cells, start=1)
+            if any(c is not None and str(c).strip() for c in r)
+        ]
+    header = error.row if error.row is not None else (rows[0][0] if rows else None)
+    body = [(n, raw) for n, raw in rows if header is None or n > header]
+    if not body:
+        return None
+    return pl.DataFrame(body, schema={"row": pl.Int64, "raw": pl.String}, orient="row")
+
+
 def read_xlsx(source: Source, path: Path, file: str) -> RawBatch:
     """An xlsx workbook: the declared sheet (or the one sheet whose header fits), any
     title rows above the header, merged cells, date and number cells."""
@@ -299,6 +424,7 @@ def read_xlsx(source: Source, path: Path, file: str) -> RawBatch:
     data = path.read_bytes()
     if not data:
         raise DeliveryError(file, "the file is empty")
+    check_xlsx_bounds(data, file)
     try:
         book = CalamineWorkbook.from_filelike(io.BytesIO(data))
     except (CalamineError, ValueError, OSError) as exc:
@@ -342,8 +468,14 @@ def read_xlsx(source: Source, path: Path, file: str) -> RawBatch:
 
 
 def read_file(source: Source, path: Path, file: str) -> RawBatch:
-    """The reader for this file's format."""
+    """The reader for this file's format, once the file is known to be within bounds."""
     suffix = path.suffix.lower()
+    size = path.stat().st_size
+    if size > LIMITS.file_bytes:
+        raise DeliveryError(
+            file,
+            f"the file is {size >> 20:,} MiB, over the reader's limit of {LIMITS.file_bytes >> 20:,} MiB",
+        )
     if suffix == ".csv" and source.fmt in ("csv", "csv_or_xlsx"):
         return read_csv(source, path, file)
     if suffix in (".xlsx", ".xlsm") and source.fmt in ("xlsx", "csv_or_xlsx"):

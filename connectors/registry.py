@@ -48,6 +48,7 @@ SOURCE = Source(
     identity=Identity("id_number", "name", "phone", ("township", "village")),
     event_date=None,
     min_id_valid=0.9,
+    key_conflicts="quarantine",
 )
 
 _DATE_IN_NAME = re.compile(r"(20\d{2})-?(\d{2})-?(\d{2})")

@@ -28,6 +28,7 @@ class Column:
     allowed: tuple[str, ...] | None = None  # other values are quarantined
     aliases: tuple[str, ...] = ()
     compared: bool = True  # False: a row number like 序号, not a value of the record
+    minimum: float | None = None  # a number below it is quarantined (an amount below 0)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class Source:
     key_fallback: tuple[str, ...] = ()  # used when the first key field is blank
     key_prefix: str = ""  # 人社: the table name comes first
     min_id_valid: float = 0.5  # below this share of valid ID numbers the batch fails
+    # A key repeated inside one file with other values: the later row supersedes (the
+    # departments' corrections), or — where a key names one thing only, like the
+    # register's 人编号 — every such row is quarantined, since none can be told right.
+    key_conflicts: Literal["supersede", "quarantine"] = "supersede"
     table: str | None = None  # for a database source: the table (or view) read
     checks: tuple[Check, ...] = ()
 
@@ -88,6 +93,11 @@ class Source:
             if c.name == name:
                 return c
         raise KeyError(f"{self.name} has no column {name!r}")
+
+    @property
+    def blank_id_allowed(self) -> bool:
+        """Whether the contract lets the ID be blank (a fallback key names the record)."""
+        return bool(self.key_fallback)
 
     @property
     def value_columns(self) -> tuple[str, ...]:

@@ -1,8 +1,10 @@
 """The staging area: the latest version of every record, the quarantine, the ledger
 of processed files and the exchange database's watermarks.
 
-Parquet and JSON files under one folder, each replaced atomically. It is what the
-sync DAGs hand to matching, and what makes a re-run of a night change nothing: a file
+Parquet and JSON files under one folder. What one source's night changes (records,
+ledger, quarantine, watermark) is committed as one step (:meth:`Stage.transaction`), so
+a kill at any instant leaves the previous night or the new one. It is what the sync
+DAGs hand to matching, and what makes a re-run of a night change nothing: a file
 already loaded (same bytes) is skipped, a record seen again with the same values is a
 duplicate, with other values it supersedes the staged version.
 """
@@ -10,7 +12,8 @@ duplicate, with other values it supersedes the staged version.
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,6 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from connectors.human_resources import Watermark
+from guardline.atomic import Hook, Transaction, recover
 
 SEQ = "__seq"
 LEDGER_SCHEMA = {
@@ -96,25 +100,44 @@ def merge_versions(current: pl.DataFrame | None, incoming: pl.DataFrame, values:
     return Merge(records.sort("source_record_id"), outcome)
 
 
-def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    frame.write_parquet(tmp)
-    os.replace(tmp, path)
-
-
 class Stage:
     """The staging folder of one deployment (``--stage``)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._tx: Transaction | None = None
+        recover(root)  # a commit that a killed process left half-applied is finished first
+
+    @contextmanager
+    def transaction(self, on_step: Hook | None = None) -> Iterator[Transaction]:
+        """Every write inside the block is committed together when it ends (reads inside
+        it see the block's own writes); an exception drops them all."""
+        if self._tx is not None:
+            yield self._tx
+            return
+        self._tx = Transaction(self.root, on_step)
+        try:
+            yield self._tx
+            self._tx.commit()
+        finally:
+            self._tx = None
+
+    def _write_parquet(self, frame: pl.DataFrame, path: Path) -> None:
+        with self.transaction() as tx:
+            tx.put(path, frame.write_parquet, frame)
+
+    def _read_parquet(self, path: Path) -> pl.DataFrame | None:
+        if self._tx is not None:
+            pending, value = self._tx.pending(path)
+            if pending:
+                return value
+        return pl.read_parquet(path) if path.exists() else None
 
     def _records_path(self, stage_name: str) -> Path:
         return self.root / "records" / f"{stage_name}.parquet"
 
     def records(self, stage_name: str) -> pl.DataFrame | None:
-        path = self._records_path(stage_name)
-        return pl.read_parquet(path) if path.exists() else None
+        return self._read_parquet(self._records_path(stage_name))
 
     def ledger(self, stage_name: str | None = None) -> pl.DataFrame:
         """The account of every file, kept per source so that the sync DAGs of different
@@ -134,7 +157,12 @@ class Stage:
             if stage_name is None
             else [self.root / folder / f"{stage_name}.parquet"]
         )
-        return [pl.read_parquet(p) for p in paths if p.exists()]
+        if self._tx is not None and stage_name is None:  # files this transaction creates
+            paths += [p for p in self._tx_paths(self.root / folder) if p not in paths]
+        return [f for f in map(self._read_parquet, paths) if f is not None]
+
+    def _tx_paths(self, folder: Path) -> list[Path]:
+        return self._tx.pending_paths(folder) if self._tx else []
 
     def _split_legacy_ledger(self) -> None:
         """A stage from before the per-source ledger keeps its one ``ledger.parquet``:
@@ -142,44 +170,58 @@ class Stage:
         legacy = self.root / "ledger.parquet"
         if legacy.exists():
             for (stage_name,), part in pl.read_parquet(legacy).group_by("source"):
-                _write_parquet(part.sort("as_of", "file"), self.root / "ledger" / f"{stage_name}.parquet")
+                self._write_parquet(
+                    part.sort("as_of", "file"), self.root / "ledger" / f"{stage_name}.parquet"
+                )
             legacy.unlink()
 
     def quarantine(self, stage_name: str | None = None) -> pl.DataFrame:
         frames = self._per_source("quarantine", stage_name)
         return pl.concat(frames) if frames else pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
-    def loaded_checksums(self, stage_name: str) -> set[str]:
-        ledger = self.ledger(stage_name)
-        return set(ledger.filter(pl.col("status") == "loaded")["sha256"])
+    def loaded_files(self, stage_name: str) -> dict[str, str]:
+        """Checksum -> the file loaded with those bytes (the first, when several)."""
+        loaded = self.ledger(stage_name).filter(pl.col("status") == "loaded").sort("as_of", "file")
+        return dict(zip(loaded["sha256"].reverse(), loaded["file"].reverse(), strict=True))
 
     def save_records(self, stage_name: str, records: pl.DataFrame) -> None:
-        _write_parquet(records, self._records_path(stage_name))
+        self._write_parquet(records, self._records_path(stage_name))
 
     def save_quarantine(self, stage_name: str, rows: pl.DataFrame) -> None:
-        """Upsert by (file checksum, row): quarantining the same file again changes nothing."""
+        """Insert by (file checksum, row), the first account kept: quarantining the same
+        file again (a refused file is read every night) changes nothing."""
         if rows.height == 0:
             return
         rows = rows.select(list(QUARANTINE_SCHEMA)).cast(QUARANTINE_SCHEMA)
         path = self.root / "quarantine" / f"{stage_name}.parquet"
-        if path.exists():
-            old = pl.read_parquet(path)
-            old = old.join(
-                rows.select("sha256", "row").unique(), on=["sha256", "row"], how="anti", nulls_equal=True
+        old = self._read_parquet(path)
+        if old is not None:
+            rows = pl.concat(
+                [
+                    old,
+                    rows.join(
+                        old.select("sha256", "row"), on=["sha256", "row"], how="anti", nulls_equal=True
+                    ),
+                ]
             )
-            rows = pl.concat([old, rows])
-        _write_parquet(rows.sort("file", "row", nulls_last=False), path)
+        self._write_parquet(rows.sort("file", "row", nulls_last=False), path)
 
     def save_ledger(self, entries: pl.DataFrame) -> None:
-        """Upsert by (source, file, checksum): a re-run replaces its own entries."""
+        """Upsert by (source, file, checksum): a re-run replaces its own entries, except
+        that a file refused again keeps the account of the night it was first refused."""
         if entries.height == 0:
             return
         entries = entries.select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)
         for (stage_name,), part in entries.group_by("source"):
-            old = self.ledger(stage_name).join(
-                part.select("file", "sha256"), on=["file", "sha256"], how="anti"
+            current = self.ledger(stage_name)
+            refused_before = current.filter(pl.col("status") == "failed").select("file", "sha256")
+            part = part.join(
+                refused_before.with_columns(pl.lit("failed").alias("status")),
+                on=["file", "sha256", "status"],
+                how="anti",
             )
-            _write_parquet(
+            old = current.join(part.select("file", "sha256"), on=["file", "sha256"], how="anti")
+            self._write_parquet(
                 pl.concat([old, part]).sort("as_of", "file"), self.root / "ledger" / f"{stage_name}.parquet"
             )
 
@@ -195,12 +237,18 @@ class Stage:
             "period": mark.period,
             "event_date": mark.event_date.isoformat() if mark.event_date else None,
         }
-        path = self.root / "watermarks.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        with self.transaction() as tx:
+            tx.put(self._watermarks_path, lambda tmp: tmp.write_text(text, encoding="utf-8"), text)
+
+    @property
+    def _watermarks_path(self) -> Path:
+        return self.root / "watermarks.json"
 
     def _watermarks(self) -> dict:
-        path = self.root / "watermarks.json"
+        path = self._watermarks_path
+        if self._tx is not None:
+            pending, text = self._tx.pending(path)
+            if pending:
+                return json.loads(text) if text else {}
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

@@ -22,3 +22,12 @@ class DeliveryError(GuardlineError):
 class Unavailable(GuardlineError):
     """A system we read from did not answer (the 人社 exchange database): worth trying
     again later, where a bad delivery or setting is not. The DAGs retry only these."""
+
+
+class Busy(GuardlineError):
+    """Another run holds the stage or the warehouse: the night does not start (exit 2),
+    naming the holder, rather than interleave with it."""
+
+
+class Refused(GuardlineError):
+    """The night completed, but some delivery was refused: exit status 3 for cron."""

@@ -140,5 +140,7 @@ def check_array(first17):  # pl.Series -> pl.Series
         raw = s.filter(ok).str.join("").item().encode()
         digits = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 17).astype(np.int16) - 48
         total = (digits * np.array(_WEIGHTS, dtype=np.int16)).sum(axis=1) % 11
-        checks = checks.scatter(ok.arg_true(), pl.Series(np.array(list(_CHECK))[total].tolist(), dtype=pl.String))
+        checks = checks.scatter(
+            ok.arg_true(), pl.Series(np.array(list(_CHECK))[total].tolist(), dtype=pl.String)
+        )
     return checks

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from guardline.csvsafe import revive, write_csv
 from guardline.errors import DeliveryError
 
 DECISIONS = "review_decisions.parquet"
@@ -36,15 +37,12 @@ KEY = ["source", "source_record_id"]
 def export_review(links: pl.DataFrame, path: Path) -> int:
     """Write the review queue; the number of records in it."""
     review = links.filter(pl.col("match_status") == "review")
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for source, record, candidates in review.select("source", "source_record_id", "candidates").iter_rows():
-        for c in json.loads(candidates or "[]"):
-            writer.writerow(
-                [source, record, c["person_id"], c["household_id"], c["probability"], c["reasons"], ""]
-            )
-    path.write_bytes(buf.getvalue().encode("utf-8-sig"))
+    rows = [
+        [source, record, c["person_id"], c["household_id"], c["probability"], c["reasons"], ""]
+        for source, record, candidates in review.select("source", "source_record_id", "candidates").iter_rows()
+        for c in json.loads(candidates or "[]")
+    ]
+    write_csv(path, COLUMNS, rows)
     return review.height
 
 
@@ -52,7 +50,10 @@ def read_decisions(path: Path, persons: pl.DataFrame) -> pl.DataFrame:
     """The reviewer's decisions, checked: known persons, accept/reject, one accept a record."""
     label = path.name
     try:
-        rows = list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"))))
+        rows = [
+            {k: revive(v) if isinstance(v, str) else v for k, v in row.items()}
+            for row in csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig")))
+        ]
     except UnicodeDecodeError:
         raise DeliveryError(label, "not UTF-8 text: save the review file as CSV UTF-8") from None
     missing = [

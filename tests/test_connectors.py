@@ -277,25 +277,52 @@ def test_bad_input_fails_its_source_with_a_clear_reason_and_the_others_go_on(cas
     assert Stage(tmp_path / "stage").quarantine("health_insurance").height >= 1
 
 
-def test_a_failed_batch_quarantines_its_rows_and_defers_the_sources_other_files(tmp_path):
+def _settlements(n: int, id_number: str) -> tuple[str, ...]:
+    """``n`` plain 正常 settlements of one patient, numbered JSB001..."""
+    return tuple(
+        f"JSB{i:03d},正常,,张伟,居民身份证,{id_number},433124,普通门诊,花垣镇卫生院,,,2026-11-0{1 + i % 9},"
+        "100,50,0,0,30,20"
+        for i in range(1, n + 1)
+    )
+
+
+def test_a_refused_file_is_refused_alone_and_reported_until_corrected(tmp_path):
     inbox = tmp_path / "inbox"
     handmade.write_health(inbox / "health_insurance", "yb_1.csv")
-    bad_ids = tuple(r.replace("433124", "99") for r in handmade.HEALTH_ROWS)
-    handmade.write_health(inbox / "health_insurance", "yb_2.csv", bad_ids)
+    handmade.write_health(inbox / "health_insurance", "yb_2.csv", _settlements(40, "99312419700101123X"))
+    handmade.write_health(inbox / "health_insurance", "yb_3.csv", handmade.HEALTH_ROWS[:1])
     result = _by_source(ingest(inbox, AS_OF, tmp_path / "stage", sources=["health_insurance"]))[
         "health_insurance"
     ]
-    assert result.status == "failed" and "valid ID numbers" in result.reason
+    assert result.status == "partial" and "health_insurance/yb_2.csv: valid ID numbers" in result.reason
     statuses = {f.file.rsplit("/", 1)[1]: f.status for f in result.files}
-    assert statuses == {"yb_1.csv": "deferred", "yb_2.csv": "failed"}
-    q = Stage(tmp_path / "stage").quarantine("health_insurance")
-    assert q.height == 7 and q["reason"].str.starts_with("batch: valid ID numbers").all()
-    # The next night, with the bad file taken away, the waiting file goes through.
-    (inbox / "health_insurance" / "yb_2.csv").unlink()
-    again = _by_source(ingest(inbox, AS_OF, tmp_path / "stage", sources=["health_insurance"]))[
+    assert statuses == {"yb_1.csv": "loaded", "yb_2.csv": "failed", "yb_3.csv": "loaded"}
+    refused = Stage(tmp_path / "stage").quarantine("health_insurance").filter(pl.col("file").str.ends_with("yb_2.csv"))
+    assert refused.height == 40 and refused["reason"].str.contains("file refused: valid ID numbers").all()
+    assert sorted(refused["row"]) == list(range(2, 42))
+    # The next night the refused file is still there: refused again, reported again, and
+    # nothing in the stage changes; once a corrected delivery replaces it, it loads.
+    before = {n: Stage(tmp_path / "stage").ledger(n) for n in ("health_insurance",)}
+    later = _by_source(ingest(inbox, AS_OF.replace(day=28), tmp_path / "stage", sources=["health_insurance"]))
+    assert later["health_insurance"].status == "failed" and "yb_2.csv" in later["health_insurance"].reason
+    assert Stage(tmp_path / "stage").ledger("health_insurance").equals(before["health_insurance"])
+    handmade.write_health(inbox / "health_insurance", "yb_2.csv", _settlements(40, "43312419700101123X"))
+    fixed = _by_source(ingest(inbox, AS_OF.replace(day=29), tmp_path / "stage", sources=["health_insurance"]))
+    assert fixed["health_insurance"].status == "ok" and fixed["health_insurance"].total("loaded") == 40
+
+
+def test_share_checks_warn_on_a_small_file_and_identical_rows_are_duplicates(tmp_path):
+    inbox = tmp_path / "inbox"
+    rows = _settlements(8, "43312419700101123X")
+    handmade.write_health(inbox / "health_insurance", "yb_1.csv", (*rows, rows[3]))  # 9 rows, one repeated
+    handmade.write_health(inbox / "health_insurance", "yb_2.csv", _settlements(3, "99312419700101123X"))
+    result = _by_source(ingest(inbox, AS_OF, tmp_path / "stage", sources=["health_insurance"]))[
         "health_insurance"
     ]
-    assert again.status == "ok" and again.records == 7
+    assert result.status == "ok", result.reason
+    by_file = {f.file.rsplit("/", 1)[1]: f for f in result.files}
+    assert (by_file["yb_1.csv"].loaded, by_file["yb_1.csv"].duplicates) == (8, 1)
+    assert any("only 3 rows" in w for w in by_file["yb_2.csv"].warnings)
 
 
 def test_sheets_with_another_name(tmp_path):

@@ -9,8 +9,7 @@ staff may read full identifiers: these lists carry them.
 
 from __future__ import annotations
 
-import csv
-import io
+import functools
 from datetime import date, datetime
 from pathlib import Path
 
@@ -18,6 +17,8 @@ import polars as pl
 import xlsxwriter
 
 from connectors.stage import Stage
+from guardline.atomic import Hook, recover, transaction
+from guardline.csvsafe import write_csv
 from guardline.errors import GuardlineError
 from rules.features import head_rows
 
@@ -87,15 +88,6 @@ def visit_list(flags: pl.DataFrame, register: pl.DataFrame) -> pl.DataFrame:
         )
         .sort("__rank", "行政村", "户编号")
     )
-
-
-def _csv(frame: pl.DataFrame, path: Path) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(frame.columns)
-    for row in frame.iter_rows():
-        writer.writerow(["" if v is None else v for v in row])
-    path.write_bytes(buf.getvalue().encode("utf-8-sig"))
 
 
 def _workbook(rows: pl.DataFrame, township: str, as_of: date, path: Path) -> None:
@@ -177,29 +169,45 @@ def _summary(wb, rows: pl.DataFrame, township: str, as_of: date, head, cell) -> 
     ws.set_column(0, 0, 18)
 
 
-def write_lists(flags: pl.DataFrame, register: pl.DataFrame, as_of: date, outbox: Path) -> list[Path]:
-    """One workbook (and CSV) per township with households to visit; the paths written."""
+def write_lists(
+    flags: pl.DataFrame, register: pl.DataFrame, as_of: date, outbox: Path, on_step: Hook | None = None
+) -> list[Path]:
+    """One workbook (and CSV) per township with households to visit; the paths written.
+
+    The night's folder is replaced as one step: every list is written aside, then all are
+    moved into place together and the lists of an earlier attempt that are no longer due
+    removed, so a kill leaves the previous lists or the new ones, never half a township.
+    """
     rows = visit_list(flags, register)
     folder = outbox / as_of.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
+    recover(folder)
     written = []
-    for (township,), part in rows.group_by("乡(镇)", maintain_order=True):
-        name = township or "未知乡镇"
-        path = folder / f"{name}.xlsx"
-        _workbook(part, name, as_of, path)
-        _csv(
-            part.with_row_index("序号", offset=1)
-            .with_columns(
-                pl.col("首次预警日期").cast(pl.String),
-                pl.lit("").alias("核查结果"),
-                pl.lit("").alias("核查人"),
-                pl.lit("").alias("核查日期"),
-            )
-            .select(LIST_COLUMNS),
-            path.with_suffix(".csv"),
-        )
-        written.append(path)
+    with transaction(folder, on_step) as tx:
+        for (township,), part in rows.group_by("乡(镇)", maintain_order=True):
+            name = township or "未知乡镇"
+            path = folder / f"{name}.xlsx"
+            tx.put(path, functools.partial(_workbook, part, name, as_of))
+            tx.put(path.with_suffix(".csv"), functools.partial(_township_csv, part))
+            written.append(path)
+        for old in folder.iterdir():
+            if old.is_file() and old.suffix in (".xlsx", ".csv") and old.with_suffix(".xlsx") not in written:
+                tx.delete(old)
     return sorted(written)
+
+
+def _township_csv(part: pl.DataFrame, path: Path) -> None:
+    frame = (
+        part.with_row_index("序号", offset=1)
+        .with_columns(
+            pl.col("首次预警日期").cast(pl.String),
+            pl.lit("").alias("核查结果"),
+            pl.lit("").alias("核查人"),
+            pl.lit("").alias("核查日期"),
+        )
+        .select(LIST_COLUMNS)
+    )
+    write_csv(path, frame.columns, frame.iter_rows())
 
 
 def write_stage_lists(stage: Stage, as_of: date, outbox: Path) -> list[Path]:
