@@ -576,13 +576,15 @@ def ingest(
     hr_url: str | None = None,
     reports: Path | None = None,
     sources: Iterable[str] | None = None,
+    on_step: Hook | None = None,
 ) -> IngestResult:
-    """Extract, validate and stage every source (or the named ones) for the night ``as_of``."""
+    """Extract, validate and stage every source (or the named ones) for the night ``as_of``;
+    ``on_step`` is called at every boundary of every source's commit."""
     staged = Stage(stage_dir)
     validator = Validator(reports or stage_dir / "reports")
     wanted = set(sources) if sources is not None else None
     results = [
-        stage(validate(extract(name, inbox, as_of, staged, hr_url), validator), staged)
+        stage(validate(extract(name, inbox, as_of, staged, hr_url), validator), staged, on_step)
         for name in DEPARTMENTS
         if wanted is None or name in wanted
     ]

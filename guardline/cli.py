@@ -100,7 +100,9 @@ def _print_ingest(result) -> None:
     ):
         table.add_column(col, justify="left" if col in ("source", "status") else "right")
     for s in result.sources:
-        status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]"}.get(s.status, s.status)
+        status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "partial": "[yellow]partial[/]"}.get(
+            s.status, s.status
+        )
         table.add_row(
             s.source,
             status,
@@ -110,7 +112,7 @@ def _print_ingest(result) -> None:
         )
     console.print(table)
     for s in result.failed:
-        console.print(f"[red]{s.source} failed tonight[/]: {s.reason}")
+        console.print(f"[red]{s.source} refused tonight[/]: {s.reason}")
     for s in result.sources:
         for f in s.files:
             for w in f.warnings:
@@ -139,7 +141,15 @@ def ingest(
     unknown = set(source or ()) - set(DEPARTMENTS)
     if unknown:
         raise GuardlineError(f"unknown source {', '.join(sorted(unknown))}: use {', '.join(DEPARTMENTS)}")
-    _print_ingest(run(inbox, _as_of(as_of), stage, hr_url, reports, source))
+    result = run(inbox, _as_of(as_of), stage, hr_url, reports, source)
+    _print_ingest(result)
+    refused = [f"{s.source}: {f.file}: {f.reason}" for s in result.sources for f in s.refused] or [
+        f"{s.source}: {s.reason}" for s in result.failed
+    ]
+    for line in refused:
+        print(f"guardline: refused: {line}", file=sys.stderr)
+    if refused:
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -205,24 +215,19 @@ def flag(
 
 
 def _night(
-    inbox: Path, day: date, stage_dir: Path, out: Path, url: str, hr_url: str | None, demo: bool = False
+    inbox: Path,
+    day: date,
+    stage_dir: Path,
+    out: Path,
+    url: str,
+    hr_url: str | None,
+    demo: bool = False,
+    lock_timeout: float = 30.0,
 ) -> None:
-    """The steps of one night, as `run` and `demo` do them, with a summary at the end."""
-    import time
+    """One night, as `run` and `demo` do it: a progress bar, the summary of whatever was
+    done, one stderr line per refused file; the exit status tells cron how it went."""
+    from guardline.night import run_night
 
-    from connectors.ingest import ingest as run_ingest
-    from connectors.stage import Stage
-    from matching.run import match_stage
-    from rules.run import flag_stage
-    from warehouse.db import engine
-    from warehouse.lists import write_lists
-    from warehouse.load import load_night, record_run
-    from warehouse.privacy import pseudonym_key
-
-    eng = engine(url)
-    pseudonym_key(demo)  # refuse before any work when the key is missing
-    times: dict[str, float] = {}
-    started = datetime.now()
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -231,88 +236,57 @@ def _night(
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("extract and validate", total=5)
+        task = progress.add_task("pre-flight", total=5)
 
-        def step(name: str, fn):
+        def advance(name: str) -> None:
             progress.update(task, description=name)
-            t = time.perf_counter()
-            value = fn()
-            times[name] = time.perf_counter() - t
             progress.advance(task)
-            return value
 
-        ingested = step("extract+validate", lambda: run_ingest(inbox, day, stage_dir, hr_url))
-        matched = step("match", lambda: match_stage(Stage(stage_dir)))
-        flagged = step("rules", lambda: flag_stage(Stage(stage_dir), day))
-        loaded = step("load", lambda: load_night(eng, Stage(stage_dir), day, demo=demo))
-        written = step(
-            "publish", lambda: write_lists(flagged.flags, Stage(stage_dir).records("registry"), day, out)
-        )
-    _print_ingest(ingested)
-    by_rule = flagged.by_rule()
-    record_run(
-        eng,
-        day,
-        {
-            "files": [
-                {
-                    "source": f.source,
-                    "file": f.file,
-                    "status": f.status,
-                    "rows_read": f.rows_read,
-                    "loaded": f.loaded,
-                    "quarantined": f.quarantined,
-                    "duplicates": f.duplicates,
-                }
-                for s in ingested.sources
-                for f in s.files
-            ],
-            "failed_sources": {s.source: s.reason for s in ingested.failed},
-            "links": matched.counts(),
-            "flags": by_rule,
-            "seconds": times,
-        },
-        started,
-    )
-    summary = Table(title=f"The night of {day}")
+        result = run_night(inbox, day, stage_dir, out, url, hr_url, demo, lock_timeout, advance)
+    _print_night(result)
+    for line in result.refusals:
+        print(f"guardline: refused: {line}", file=sys.stderr)
+    if result.stopped:
+        raise GuardlineError(result.stopped)
+    if result.refusals:
+        raise typer.Exit(3)
+
+
+def _print_night(result) -> None:
+    if result.ingested is not None:
+        _print_ingest(result.ingested)
+    summary = Table(title=f"The night of {result.as_of}")
     summary.add_column("step")
     summary.add_column("result")
     summary.add_column("time", justify="right")
-    summary.add_row(
-        "extract+validate",
-        f"{sum(s.total('rows_read') for s in ingested.sources):,} rows read, "
-        f"{len(ingested.failed)} sources failed",
-        f"{times['extract+validate']:.1f} s",
-    )
-    summary.add_row(
-        "match",
-        ", ".join(f"{k} {v:,}" for k, v in sorted(matched.counts().items())),
-        f"{times['match']:.1f} s",
-    )
-    summary.add_row(
-        "rules",
-        ", ".join(f"{r} {n:,}" for r, n in by_rule.items())
-        + f"; {flagged.households:,} households to visit, "
-        f"{flagged.exits.height:,} exit candidates",
-        f"{times['rules']:.1f} s",
-    )
-    summary.add_row(
-        "load",
-        f"{loaded.rows.get('record_links', 0):,} links, {loaded.rows.get('flags', 0):,} flags "
-        f"into {url.split('@')[-1]}",
-        f"{times['load']:.1f} s",
-    )
-    summary.add_row(
-        "publish", f"{len(written)} township lists in {out / day.isoformat()}", f"{times['publish']:.1f} s"
-    )
+    seconds = result.seconds
+    ingested, matched, flagged, loaded = result.ingested, result.matched, result.flagged, result.loaded
+    rows = {
+        "extract+validate": ingested
+        and f"{sum(s.total('rows_read') for s in ingested.sources):,} rows read, "
+        f"{len(ingested.failed)} sources with refusals",
+        "match": matched and ", ".join(f"{k} {v:,}" for k, v in sorted(matched.counts().items())),
+        "rules": flagged
+        and ", ".join(f"{r} {n:,}" for r, n in flagged.by_rule().items())
+        + f"; {flagged.households:,} households to visit, {flagged.exits.height:,} exit candidates",
+        "load": loaded
+        and f"{loaded.rows.get('record_links', 0):,} links, {loaded.rows.get('flags', 0):,} flags "
+        f"into {result.url.split('@')[-1]}",
+        "publish": result.written is not None
+        and f"{len(result.written)} township lists in {result.outbox / result.as_of.isoformat()}",
+    }
+    for name, text in rows.items():
+        summary.add_row(
+            name,
+            text or "[dim]not run[/]",
+            f"{seconds[name]:.1f} s" if name in seconds else "",
+        )
     console.print(summary)
-    for s in ingested.failed:
-        print(f"guardline: {s.source} failed tonight: {s.reason}", file=sys.stderr)
 
 
 @app.command()
 def run(
-    inbox: Annotated[Path, typer.Option(help="The night's inbox (contracts/SOURCES.md layout).")],
+    inbox: Annotated[Path, typer.Option(help="The night's inbox (docs/sources.md layout).")],
     as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
     warehouse: Annotated[
         str | None,
@@ -325,8 +299,15 @@ def run(
         Path | None, typer.Option(help="Where the township lists go (default beside the inbox).")
     ] = None,
     stage: Annotated[Path | None, typer.Option(help="Staging folder (default beside the inbox).")] = None,
+    lock_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for another run holding the stage or warehouse.")
+    ] = 30.0,
 ) -> None:
-    """One night without a scheduler: extract, validate, match, check rules, load, publish."""
+    """One night without a scheduler: extract, validate, match, check rules, load, publish.
+
+    Exit status: 0 every source read; 3 the night completed but a file or source was
+    refused (each named on stderr); 2 the night could not start or go on; 1 a bug.
+    """
     from warehouse.db import default_url
 
     if not inbox.is_dir():
@@ -339,6 +320,7 @@ def run(
         outbox or home / "outbox",
         warehouse or default_url(home),
         hr_url,
+        lock_timeout=lock_timeout,
     )
 
 
@@ -526,14 +508,28 @@ def review_import(
     )
 
 
-def main() -> None:
-    """Entry point: user mistakes become one line on stderr and exit status 2."""
+def invoke(args: list[str] | None = None) -> int:
+    """Run the command line on ``args`` and return its exit status: 0 done, 3 done with
+    refused deliveries, 2 could not start or go on (one line on stderr), 1 a bug (whose
+    traceback propagates)."""
+    import click
+
     try:
-        app(standalone_mode=True)
+        code = app(args=args, prog_name="guardline", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:  # usage: a wrong option or argument
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        print("guardline: aborted", file=sys.stderr)
+        return 2
     except GuardlineError as exc:
         print(f"guardline: {exc}", file=sys.stderr)
-        sys.exit(2)
+        return 2
+    return code if isinstance(code, int) else 0
 
 
-if __name__ == "__main__":
-    main()
+def main() -> None:
+    """Entry point: the exit status of :func:`invoke`."""
+    sys.exit(invoke(sys.argv[1:]))

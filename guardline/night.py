@@ -1,0 +1,215 @@
+"""One county's night without a scheduler, as ``guardline run`` and ``guardline demo`` do it.
+
+Pre-flight before any work: the pseudonym key, the stage's lock, the warehouse reached,
+migrated and locked for the night, the 人社 exchange opened. Each failure is one line
+within seconds (:class:`GuardlineError`), and nothing has been touched. Then the steps —
+extract+validate+stage, match, rules, load, publish — each timed; what they did is kept
+in :class:`NightResult` even when a later step stops the night, so that the summary of
+the work done is printed in every case.
+
+How a night ends (the exit status of ``guardline run``): every source read (0); the
+night completed but a file or source was refused (3); the night could not start or go
+on (2); a bug (1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from guardline.atomic import Hook, file_lock
+from guardline.errors import GuardlineError, Unavailable
+
+LOCK_TIMEOUT = 30.0  # seconds a second run waits for the first before it gives up
+
+
+@dataclass
+class NightResult:
+    """What each step of a night returned, and how long it took; ``None`` for a step
+    that did not run."""
+
+    as_of: date
+    url: str
+    outbox: Path
+    ingested: Any = None
+    matched: Any = None
+    flagged: Any = None
+    loaded: Any = None
+    written: list[Path] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    stopped: str = ""  # the one-line reason the night could not go on
+
+    @property
+    def refusals(self) -> list[str]:
+        """One line per refused file or source: what exit status 3 reports."""
+        if self.ingested is None:
+            return []
+        lines = []
+        for s in self.ingested.sources:
+            refused = s.refused
+            if refused:
+                lines += [f"{s.source}: {f.file}: {f.reason}" for f in refused]
+            elif s.status == "failed":
+                lines.append(f"{s.source}: {s.reason}")
+        return lines
+
+    @property
+    def exit_status(self) -> int:
+        return 2 if self.stopped else 3 if self.refusals else 0
+
+
+def open_exchange(url: str) -> None:
+    """The 人社 exchange answers and can be read: one line within seconds if not."""
+    from connectors.human_resources import _engine
+
+    try:
+        eng = _engine(url)
+    except (sa.exc.ArgumentError, ImportError, sa.exc.NoSuchModuleError) as exc:
+        raise GuardlineError(f"cannot use the 人社 exchange URL: {exc}") from None
+    try:
+        with eng.connect() as conn:
+            sa.inspect(conn).get_table_names()
+    except sa.exc.SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise Unavailable(f"cannot open the 人社 exchange {_describe(url)}: {detail}") from None
+    finally:
+        eng.dispose()
+
+
+def _describe(url: str) -> str:
+    from warehouse.db import describe
+
+    return describe(url)
+
+
+@contextlib.contextmanager
+def preflight(
+    inbox: Path, stage_dir: Path, url: str, hr_url: str | None, demo: bool, lock_timeout: float
+) -> Iterator[sa.Engine]:
+    """Everything a night needs, checked before any work, and held for the night."""
+    from connectors.ingest import default_hr_url
+    from warehouse.db import engine, night_lock, reach, upgrade
+    from warehouse.privacy import pseudonym_key
+
+    if not inbox.is_dir():
+        raise GuardlineError(f"no inbox folder at {inbox}")
+    pseudonym_key(demo)  # refuse before any work when the key is missing
+    with file_lock(stage_dir / ".lock", f"the stage {stage_dir}", lock_timeout):
+        eng = engine(url)
+        try:
+            reach(eng)
+            with night_lock(eng, lock_timeout):
+                upgrade(eng)
+                exchange = hr_url or default_hr_url(inbox)
+                if exchange is not None:
+                    open_exchange(exchange)
+                yield eng
+        finally:
+            eng.dispose()
+
+
+def run_night(
+    inbox: Path,
+    as_of: date,
+    stage_dir: Path,
+    outbox: Path,
+    url: str,
+    hr_url: str | None = None,
+    demo: bool = False,
+    lock_timeout: float = LOCK_TIMEOUT,
+    progress: Callable[[str], None] = lambda _step: None,
+    on_step: Hook | None = None,
+) -> NightResult:
+    """The night ``as_of`` of one county. Pre-flight failures raise; a step that stops the
+    night sets ``stopped`` and the result keeps what the earlier steps did.
+
+    ``on_step`` is called at every step boundary, inside commits too (the kill tests
+    stop the process there).
+    """
+    from connectors.ingest import ingest
+    from connectors.stage import Stage
+    from matching.run import match_stage
+    from rules.run import flag_stage
+    from warehouse.db import unreachable
+    from warehouse.lists import write_lists
+    from warehouse.load import load_night, record_run
+
+    hook = on_step or (lambda _step: None)
+    result = NightResult(as_of, url, outbox)
+    started = datetime.now()
+    with preflight(inbox, stage_dir, url, hr_url, demo, lock_timeout) as eng:
+
+        def step(name: str, attribute: str, fn: Callable[[], Any]) -> None:
+            progress(name)
+            t = time.perf_counter()
+            setattr(result, attribute, fn())
+            result.seconds[name] = time.perf_counter() - t
+            hook(f"step:{name}")
+
+        try:
+            step("extract+validate", "ingested", lambda: ingest(inbox, as_of, stage_dir, hr_url, on_step=on_step))
+            _register_or_stop(result, stage_dir)
+            step("match", "matched", lambda: match_stage(Stage(stage_dir)))
+            step("rules", "flagged", lambda: flag_stage(Stage(stage_dir), as_of))
+            step("load", "loaded", lambda: load_night(eng, Stage(stage_dir), as_of, demo=demo))
+            step(
+                "publish",
+                "written",
+                lambda: write_lists(result.flagged.flags, Stage(stage_dir).records("registry"), as_of, outbox, on_step),
+            )
+        except GuardlineError as exc:
+            result.stopped = str(exc)
+        except sa.exc.DBAPIError as exc:  # the warehouse went away in the middle of the night
+            result.stopped = str(unreachable(eng, exc))
+        if result.ingested is not None:
+            try:
+                record_run(eng, as_of, audit(result), started)
+            except sa.exc.DBAPIError as exc:
+                result.stopped = result.stopped or str(unreachable(eng, exc))
+    return result
+
+
+def _register_or_stop(result: NightResult, stage_dir: Path) -> None:
+    """No register staged, not even an earlier one: the night cannot go on, and the line
+    says why (the register refused tonight, or none delivered)."""
+    from connectors.stage import Stage
+
+    if Stage(stage_dir).records("registry") is not None:
+        return
+    registry = next((s for s in result.ingested.sources if s.source == "registry"), None)
+    if registry is not None and registry.refused:
+        f = registry.refused[0]
+        raise GuardlineError(f"no register to match against: {f.file} was refused ({f.reason})")
+    raise GuardlineError("no register to match against: no registry/ export delivered on or before tonight")
+
+
+def audit(result: NightResult) -> dict:
+    """The run audit's counts of one night."""
+    ingested = result.ingested
+    return {
+        "files": [
+            {
+                "source": f.source,
+                "file": f.file,
+                "status": f.status,
+                "rows_read": f.rows_read,
+                "loaded": f.loaded,
+                "quarantined": f.quarantined,
+                "duplicates": f.duplicates,
+            }
+            for s in ingested.sources
+            for f in s.files
+        ],
+        "failed_sources": {s.source: s.reason for s in ingested.failed},
+        "links": result.matched.counts() if result.matched is not None else {},
+        "flags": result.flagged.by_rule() if result.flagged is not None else {},
+        "seconds": result.seconds,
+        "stopped": result.stopped,
+    }
