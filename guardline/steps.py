@@ -60,12 +60,14 @@ def extract(
     from connectors.ingest import extract as extract_source
     from connectors.stage import Stage
 
-    landing = extract_source(source, inbox_root / county, as_of, Stage(stage_root / county), hr_url)
+    # An exchange that does not answer raises Unavailable (worth retrying); a county with
+    # no exchange database configured is not worth it.
+    try:
+        landing = extract_source(source, inbox_root / county, as_of, Stage(stage_root / county), hr_url)
+    except Unavailable as exc:
+        raise Unavailable(f"{source} for {county}: {exc}") from None
     if landing.fatal:
-        # A pull that failed (it left its failure behind) is worth retrying; a county
-        # with no exchange database configured is not.
-        error = Unavailable if landing.failures else GuardlineError
-        raise error(f"{source} for {county}: {landing.fatal}")
+        raise GuardlineError(f"{source} for {county}: {landing.fatal}")
     return str(landing.save(landing_folder(stage_root, county, as_of, source)))
 
 
@@ -114,7 +116,7 @@ def stage(landing_paths: list[str]) -> dict[str, dict]:
 
 def refusals(source: str, staged: dict[str, dict]) -> str:
     """One line naming every county whose ``source`` delivery was refused tonight, or ''."""
-    failed = [f"{county}: {s['reason']}" for county, s in sorted(staged.items()) if s["status"] == "failed"]
+    failed = [f"{county}: {s['reason']}" for county, s in sorted(staged.items()) if s["status"] in ("failed", "partial")]
     return (
         f"{source} refused tonight in {len(failed)} of {len(staged)} counties — " + "; ".join(failed)
         if failed

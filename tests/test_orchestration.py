@@ -156,10 +156,14 @@ def test_a_landing_keeps_failed_files_and_validation_across_a_save(clean_county,
     assert [b.raw.file for b in again.batches] == [b.raw.file for b in landing.batches]
     assert all(b.canonical is not None for b in again.batches)
     result = stage(again, st)
-    assert result.status == "failed" and "mz_changes_209912.xlsx" in result.reason
-    assert set(st.quarantine()["file"]) == {"civil_affairs/mz_changes_209912.xlsx"}
+    # The refused file is refused alone: the county's other 民政 files are staged.
+    assert result.status == "partial" and "mz_changes_209912.xlsx" in result.reason
+    assert st.records("civil_affairs").height > 0
+    assert set(st.quarantine().filter(pl.col("reason").str.contains("not a readable"))["file"]) == {
+        "civil_affairs/mz_changes_209912.xlsx"
+    }
     staged = {
-        "433124": {"status": "failed", "reason": result.reason},
+        "433124": {"status": result.status, "reason": result.reason},
         "433125": {"status": "ok", "reason": ""},
     }
     line = steps.refusals("civil_affairs", staged)
