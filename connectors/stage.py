@@ -126,6 +126,11 @@ class Stage:
         with self.transaction() as tx:
             tx.put(path, frame.write_parquet, frame)
 
+    def save_frame(self, name: str, frame: pl.DataFrame) -> None:
+        """A Parquet file of the stage (``links.parquet``, ``flags/<D>.parquet``), replaced
+        atomically — together with the other writes of an open :meth:`transaction`."""
+        self._write_parquet(frame, self.root / name)
+
     def _read_parquet(self, path: Path) -> pl.DataFrame | None:
         if self._tx is not None:
             pending, value = self._tx.pending(path)

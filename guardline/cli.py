@@ -458,9 +458,30 @@ def demo(
     from warehouse.db import default_url
 
     as_of = today()
+    _fresh_demo_folder(out)
     _print_generation(run_generate(out, households, 7, as_of, "default", "xlsx"))
     _night(out / "inbox", as_of, out / "stage", out / "outbox", default_url(out), None, demo=True)
     evaluate(truth=out / "truth", stage=out / "stage")
+
+
+DEMO_MARK = ".guardline-demo"
+DEMO_PARTS = {"inbox", "truth", "stage", "outbox", "warehouse.duckdb", "warehouse.duckdb.wal", "warehouse.duckdb.lock"}
+
+
+def _fresh_demo_folder(out: Path) -> None:
+    """An earlier demo's folder emptied (a demo of another day would mix its inbox and stage
+    with today's); a folder that holds anything else is refused, never emptied."""
+    import shutil
+
+    if out.exists():
+        found = {p.name for p in out.iterdir()}
+        if not (out / DEMO_MARK).exists() and not found <= DEMO_PARTS:
+            raise GuardlineError(f"{out} holds files that are not a demo's: give the demo another --out")
+        for name in found:
+            path = out / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARK).write_text("made by `guardline demo`: emptied by the next demo\n", encoding="utf-8")
 
 
 review = typer.Typer(help="The review queue: export it for a person, import their decisions.")
@@ -488,7 +509,7 @@ def review_import(
 ) -> None:
     """Read a reviewer's decisions, remember them, and apply them to the links."""
     from connectors.stage import Stage
-    from matching.review import apply_decisions, read_decisions, remember
+    from matching.review import DECISIONS, apply_decisions, decisions_of, read_decisions, remember
     from matching.run import LINKS, staged_links
 
     st = Stage(stage)
@@ -498,9 +519,11 @@ def review_import(
     if persons is None:
         raise GuardlineError("no register staged yet")
     decisions = read_decisions(file, persons)
-    everything = remember(decisions, st.root)
+    everything = remember(decisions, decisions_of(st.root))
     links = apply_decisions(staged_links(st), everything, persons)
-    links.write_parquet(st.root / LINKS)
+    with st.transaction():  # the decisions and the links they change, together
+        st.save_frame(DECISIONS, everything)
+        st.save_frame(LINKS, links)
     counts = dict(decisions.group_by("decision").len().iter_rows())
     console.print(
         f"decisions: {counts.get('accept', 0):,} accepted, {counts.get('reject', 0):,} rejected; "

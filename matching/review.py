@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import polars as pl
@@ -87,19 +86,13 @@ def read_decisions(path: Path, persons: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
-def remember(decisions: pl.DataFrame, root: Path) -> pl.DataFrame:
-    """Add decisions to those already made (a later decision on the same pair wins)."""
-    path = root / DECISIONS
-    if path.exists():
-        old = pl.read_parquet(path).join(
-            decisions.select(*KEY, "person_id"), on=[*KEY, "person_id"], how="anti"
-        )
+def remember(decisions: pl.DataFrame, earlier: pl.DataFrame | None) -> pl.DataFrame:
+    """The decisions already made with these added (a later decision on the same pair
+    wins): pure, the caller keeps the result."""
+    if earlier is not None:
+        old = earlier.join(decisions.select(*KEY, "person_id"), on=[*KEY, "person_id"], how="anti")
         decisions = pl.concat([old, decisions])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    decisions.sort(*KEY, "person_id").write_parquet(tmp)
-    os.replace(tmp, path)
-    return decisions
+    return decisions.sort(*KEY, "person_id")
 
 
 def decisions_of(root: Path) -> pl.DataFrame | None:

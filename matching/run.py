@@ -9,7 +9,6 @@ match_probability, match_method, explanation, candidates for review).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -101,10 +100,7 @@ def match_stage(stage: Stage, settings: str = "china") -> MatchResult:
     timings.update(result.timings)
     t = time.perf_counter()
     links = apply_decisions(links_frame(result.decisions, left, right), decisions_of(stage.root), persons)
-    path = stage.root / LINKS
-    tmp = path.with_suffix(".tmp")
-    links.write_parquet(tmp)
-    os.replace(tmp, path)
+    stage.save_frame(LINKS, links)
     timings["write"] = time.perf_counter() - t
     return MatchResult(links, result, left, right, timings)
 

@@ -4,10 +4,8 @@ The step ``guardline flag`` and the DAGs call."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 
@@ -70,13 +68,6 @@ def compute(
     return features, flags, exit_candidates(features, flags, catalogue, as_of)
 
 
-def _write(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    frame.write_parquet(tmp)
-    os.replace(tmp, path)
-
-
 def previous_run(stage: Stage, as_of: date) -> pl.DataFrame | None:
     """The flags of the latest run before ``as_of``."""
     folder = stage.root / "flags"
@@ -103,7 +94,8 @@ def flag_stage(stage: Stage, as_of: date, catalogue: Catalogue | None = None) ->
     inputs = inputs_from({n: stage.records(n) for n in names}, staged_links(stage))
     features, fired, exits = compute(inputs, as_of, catalogue)
     flags = lifecycle(fired, previous_run(stage, as_of), as_of)
-    _write(flags, stage.root / "flags" / f"{as_of.isoformat()}.parquet")
-    _write(exits, stage.root / "exit" / f"{as_of.isoformat()}.parquet")
-    _write(features, stage.root / "features" / f"{as_of.isoformat()}.parquet")
+    with stage.transaction():  # the night's three files together, or none of them
+        stage.save_frame(f"flags/{as_of.isoformat()}.parquet", flags)
+        stage.save_frame(f"exit/{as_of.isoformat()}.parquet", exits)
+        stage.save_frame(f"features/{as_of.isoformat()}.parquet", features)
     return FlagResult(as_of, flags, exits, features)

@@ -214,7 +214,7 @@ def test_the_same_engine_links_febrl4():
 def test_review_decisions_are_read_back_and_remembered(matched, tmp_path):
     import csv
 
-    from matching.review import export_review, read_decisions, remember
+    from matching.review import DECISIONS, decisions_of, export_review, read_decisions, remember
 
     _, stage, result = matched
     path = tmp_path / "review.csv"
@@ -240,7 +240,7 @@ def test_review_decisions_are_read_back_and_remembered(matched, tmp_path):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    remember(read_decisions(path, stage.records("registry")), stage.root)
+    stage.save_frame(DECISIONS, remember(read_decisions(path, stage.records("registry")), decisions_of(stage.root)))
     again = match_stage(stage).links
     by_key = {(r["source"], r["source_record_id"]): r for r in again.iter_rows(named=True)}
     assert by_key[accept]["match_status"] == "matched" and by_key[accept]["match_method"] == "reviewed"

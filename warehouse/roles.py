@@ -1,6 +1,7 @@
 """PostgreSQL roles that separate who may read what.
 
-``guardline_etl`` writes the warehouse; ``guardline_monitor`` reads everything,
+``guardline_etl`` writes the warehouse (every night's load; it may not change the schema,
+which the owner migrates with ``guardline roles``); ``guardline_monitor`` reads everything,
 full identifiers included (it makes the lists); ``guardline_analyst`` reads the
 analysts' views only — masked IDs and phones, pseudonyms — and is refused the tables
 that hold full identifiers. The embedded DuckDB file has no roles: whoever can read the
@@ -44,6 +45,8 @@ def create_roles(eng: sa.Engine) -> None:
         tables = ", ".join(f'"{schema}".{t}' for t in metadata.tables)
         views = ", ".join(f'"{schema}".{v}' for v in VIEWS)
         conn.execute(sa.text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {ETL}"))
+        # The night checks the schema's revision before it writes (it migrates nothing).
+        conn.execute(sa.text(f'GRANT SELECT ON "{schema}".alembic_version TO {ETL}, {MONITOR}'))
         conn.execute(sa.text(f"GRANT SELECT ON {tables}, {views} TO {MONITOR}"))
         conn.execute(sa.text(f"REVOKE ALL ON {tables} FROM {ANALYST}"))
         readable = ", ".join(f'"{schema}".{v}' for v in ANALYST_VIEWS)
