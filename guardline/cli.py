@@ -131,6 +131,9 @@ def ingest(
         Path | None, typer.Option(help="Great Expectations reports (default STAGE/reports).")
     ] = None,
     source: Annotated[list[str] | None, typer.Option(help="Only these sources (repeatable).")] = None,
+    lock_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for another run holding the stage.")
+    ] = 30.0,
 ) -> None:
     """Extract, validate and stage one night's deliveries; print what happened to every row."""
     from connectors.ingest import ingest as run
@@ -141,7 +144,10 @@ def ingest(
     unknown = set(source or ()) - set(DEPARTMENTS)
     if unknown:
         raise GuardlineError(f"unknown source {', '.join(sorted(unknown))}: use {', '.join(DEPARTMENTS)}")
-    result = run(inbox, _as_of(as_of), stage, hr_url, reports, source)
+    from guardline.atomic import file_lock
+
+    with file_lock(stage / ".lock", f"the stage {stage}", lock_timeout):
+        result = run(inbox, _as_of(as_of), stage, hr_url, reports, source)
     _print_ingest(result)
     refused = [f"{s.source}: {f.file}: {f.reason}" for s in result.sources for f in s.refused] or [
         f"{s.source}: {s.reason}" for s in result.failed

@@ -97,5 +97,6 @@ def flag_stage(stage: Stage, as_of: date, catalogue: Catalogue | None = None) ->
     with stage.transaction():  # the night's three files together, or none of them
         stage.save_frame(f"flags/{as_of.isoformat()}.parquet", flags)
         stage.save_frame(f"exit/{as_of.isoformat()}.parquet", exits)
-        stage.save_frame(f"features/{as_of.isoformat()}.parquet", features)
+        # in a fixed order: re-running a night writes the same file
+        stage.save_frame(f"features/{as_of.isoformat()}.parquet", features.sort("household_id"))
     return FlagResult(as_of, flags, exits, features)
