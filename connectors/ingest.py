@@ -30,10 +30,10 @@ from connectors.canonical import CONTROL, PROBLEMS, Canonical, canonicalize, raw
 from connectors.readers import RawBatch, countable_rows, read_file
 from connectors.sources import BY_STAGE_NAME, DATABASE_SOURCES, DEPARTMENTS, FILE_SOURCES
 from connectors.spec import Source
-from connectors.stage import LEDGER_SCHEMA, QUARANTINE_SCHEMA, Stage, merge_versions
+from connectors.stage import LEDGER_SCHEMA, QUARANTINE_SCHEMA, Prior, Stage, merge_versions
 from connectors.validation import Validator
 from guardline.atomic import Hook
-from guardline.errors import DeliveryError, GuardlineError
+from guardline.errors import DeliveryError, GuardlineError, Unavailable
 
 
 @dataclass
@@ -419,8 +419,8 @@ def extract(name: str, inbox: Path, as_of: date, stage: Stage, hr_url: str | Non
             landing.batches.append(_Batch(raw, None, result))
         return landing
     root = inbox.resolve()
-    done = stage.loaded_files(source.stage_name)
-    tonight: dict[str, str] = {}
+    known = stage.known_files(source.stage_name)
+    tonight: dict[str, Prior] = {}
     for path in _list_files(source, inbox, as_of):
         file = path.relative_to(inbox).as_posix()
         result = FileResult(source.stage_name, file, "loaded")
@@ -431,35 +431,29 @@ def extract(name: str, inbox: Path, as_of: date, stage: Stage, hr_url: str | Non
         try:
             data = path.read_bytes()
         except OSError as exc:
-            landing.failures.append(
-                _refusal(source, None, result, DeliveryError(file, f"cannot be read ({exc.strerror})"), as_of)
-            )
+            error = DeliveryError(file, f"cannot be read ({exc.strerror})")
+            landing.failures.append(_refusal(source, None, result, error, as_of))
             continue
         result.size, result.sha256 = len(data), hashlib.sha256(data).hexdigest()
-        earlier = tonight.get(result.sha256) or done.get(result.sha256)
-        if earlier == file:
-            landing.skipped.append(
-                FileResult(source.stage_name, file, "skipped", "already loaded", result.sha256)
-            )
+        prior = tonight.get(result.sha256) or known.get(result.sha256)
+        if prior is not None and prior.file == file and prior.status == "loaded":
+            landing.skipped.append(FileResult(source.stage_name, file, "skipped", "already loaded", result.sha256))
+            continue
+        if prior is not None and prior.file != file:  # the same bytes under another name
+            result.status, result.reason = "duplicate", f"the same bytes as {prior.file}"
+            result.rows_read = result.duplicates = prior.rows
+            landing.skipped.append(result)
             continue
         try:
             raw = read_file(source, path, file)
-        except DeliveryError as exc:
-            if earlier is None:
-                landing.failures.append(_refusal(source, path, result, exc, as_of))
-            continue
+        except DeliveryError as exc:  # refused (again, if it was before: reported every night)
+            landing.failures.append(_refusal(source, path, result, exc, as_of))
         except Exception as exc:  # a reader's own failure on bytes it could not foresee
             landing.failures.append(_refusal(source, path, result, _unforeseen(file, exc), as_of))
-            continue
-        if earlier is not None:  # the same bytes under another name: its rows are duplicates
-            result.status, result.reason = "duplicate", f"the same bytes as {earlier}"
-            result.rows_read = result.duplicates = raw.frame.height + (
-                raw.rejected.height if raw.rejected is not None else 0
-            )
-            landing.skipped.append(result)
-            continue
-        tonight[result.sha256] = file
-        landing.batches.append(_Batch(raw, None, result))
+        else:
+            result.rows_read = raw.frame.height + (raw.rejected.height if raw.rejected is not None else 0)
+            landing.batches.append(_Batch(raw, None, result))
+        tonight[result.sha256] = Prior(file, result.status, result.rows_read)
     return landing
 
 
@@ -583,11 +577,16 @@ def ingest(
     staged = Stage(stage_dir)
     validator = Validator(reports or stage_dir / "reports")
     wanted = set(sources) if sources is not None else None
-    results = [
-        stage(validate(extract(name, inbox, as_of, staged, hr_url), validator), staged, on_step)
-        for name in DEPARTMENTS
-        if wanted is None or name in wanted
-    ]
+    results = []
+    for name in DEPARTMENTS:
+        if wanted is not None and name not in wanted:
+            continue
+        try:
+            landing = extract(name, inbox, as_of, staged, hr_url)
+        except Unavailable as exc:  # the exchange went away: the source fails, the others go on
+            results.append(SourceResult(name, "failed", str(exc)))
+            continue
+        results.append(stage(validate(landing, validator), staged, on_step))
     return IngestResult(as_of, results, validator.build_docs())
 
 

@@ -53,6 +53,15 @@ QUARANTINE_SCHEMA = {
 
 
 @dataclass(frozen=True)
+class Prior:
+    """What the stage knows of some bytes already seen: the file, its status, its rows."""
+
+    file: str
+    status: str
+    rows: int
+
+
+@dataclass(frozen=True)
 class Merge:
     """The outcome of adding a night's rows to what was staged."""
 
@@ -184,10 +193,15 @@ class Stage:
         frames = self._per_source("quarantine", stage_name)
         return pl.concat(frames) if frames else pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
-    def loaded_files(self, stage_name: str) -> dict[str, str]:
-        """Checksum -> the file loaded with those bytes (the first, when several)."""
-        loaded = self.ledger(stage_name).filter(pl.col("status") == "loaded").sort("as_of", "file")
-        return dict(zip(loaded["sha256"].reverse(), loaded["file"].reverse(), strict=True))
+    def known_files(self, stage_name: str) -> dict[str, Prior]:
+        """Checksum -> the file first seen with those bytes: loaded before refused, then
+        the earliest; a copy of it under another name counts as its rows' duplicates."""
+        ledger = self.ledger(stage_name).filter(pl.col("status").is_in(["loaded", "failed"]))
+        ledger = ledger.sort(pl.col("status") != "loaded", "as_of", "file", descending=True)
+        return {
+            sha: Prior(file, status, rows)
+            for sha, file, status, rows in ledger.select("sha256", "file", "status", "rows_read").iter_rows()
+        }
 
     def save_records(self, stage_name: str, records: pl.DataFrame) -> None:
         self._write_parquet(records, self._records_path(stage_name))

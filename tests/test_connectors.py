@@ -482,7 +482,7 @@ def test_missing_exchange_database_fails_only_human_resources(tmp_path):
         )
     )
     assert result["human_resources"].status == "failed"
-    assert "exchange:rs_employment_event" in result["human_resources"].reason
+    assert "exchange:rs_employment_event: the exchange database does not answer" in result["human_resources"].reason
     assert result["emergency_management"].status == "ok"
     fallback = _by_source(
         ingest(inbox, AS_OF, tmp_path / "stage2", sources=["emergency_management", "human_resources"])

@@ -118,9 +118,9 @@ source_records = sa.Table(
 quarantine = sa.Table(
     "quarantine",
     metadata,
+    sa.Column("source", sa.String, primary_key=True),
     sa.Column("sha256", sa.String, primary_key=True),
     sa.Column("row", sa.BigInteger, primary_key=True),
-    sa.Column("source", sa.String),
     sa.Column("file", sa.String),
     sa.Column("field", sa.String),
     sa.Column("reason", sa.String),
