@@ -27,7 +27,3 @@ class Unavailable(GuardlineError):
 class Busy(GuardlineError):
     """Another run holds the stage or the warehouse: the night does not start (exit 2),
     naming the holder, rather than interleave with it."""
-
-
-class Refused(GuardlineError):
-    """The night completed, but some delivery was refused: exit status 3 for cron."""

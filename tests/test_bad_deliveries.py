@@ -80,7 +80,6 @@ def run_night(args: list[str], read: Callable[[], tuple[str, str]]) -> Run:
     started = time.perf_counter()
     rc = invoke(args)
     seconds = time.perf_counter() - started
-    gc.collect()  # the night's engines: let go of the warehouse file
     out, err = read()
     return Run(rc, out, err, seconds)
 
