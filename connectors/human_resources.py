@@ -3,12 +3,13 @@
 Read through a SQLAlchemy URL, read-only, incrementally: each night re-reads a
 look-back window (16 periods of contributions, 400 days of events) behind the
 watermark of what is already staged, because 补缴 rows arrive after their period.
-Rows already staged come back and are counted as duplicates.
+Rows already staged come back and are counted as duplicates. A row without its date
+comes back every night too (it belongs to no window, so no watermark can pass it by):
+it is quarantined each night until the department dates it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -111,14 +112,18 @@ def pull(source: Source, url: str, watermark: Watermark) -> RawBatch:
     if table == CONTRIBUTIONS.table:
         since = None if watermark.period is None else period_minus(watermark.period, LOOKBACK_PERIODS - 1)
         where, params, order = (
-            ("WHERE period >= :since", {"since": since}, "aac002, period")
+            ("WHERE period >= :since OR period IS NULL", {"since": since}, "aac002, period")
             if since
             else ("", {}, "aac002, period")
         )
     else:
         since = None if watermark.event_date is None else watermark.event_date - timedelta(days=LOOKBACK_DAYS)
         where, params, order = (
-            ("WHERE event_date >= :since", {"since": since.isoformat()}, "aac002, event_type, event_date")
+            (
+                "WHERE event_date >= :since OR event_date IS NULL",
+                {"since": since.isoformat()},
+                "aac002, event_type, event_date",
+            )
             if since
             else ("", {}, "aac002, event_type, event_date")
         )
@@ -147,37 +152,50 @@ def _first_line(exc: sa.exc.SQLAlchemyError) -> str:
 def _read_text(
     con: sa.Connection, query: str, params: dict, source: Source
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """The rows as text under the canonical names, numbered from 1 in key order.
+    """The rows as text under the canonical names, each numbered by :func:`row_ids`.
 
     Arrow through polars when every column reads as text; a row holding what no text
     can stand for (a BLOB that is not UTF-8, in a database that types by value) is set
     aside with its reason, the others read one by one.
     """
-    headers = [c.header for c in source.columns]
+    names = [c.name for c in source.columns]
     try:
         frame = pl.read_database(
             sa.text(query), con, execute_options={"parameters": params}, infer_schema_length=None
         )
-        frame = frame.select(
-            pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(ROW),
-            *(pl.col(c.header).cast(pl.String).alias(c.name) for c in source.columns),
-        )
-        return frame, None
+        frame = frame.select(pl.col(c.header).cast(pl.String).alias(c.name) for c in source.columns)
+        return row_ids(frame), None
     except (pl.exceptions.PolarsError, TypeError, ValueError, UnicodeDecodeError):
         pass
-    texts, bad = [], []
-    for n, row in enumerate(con.execute(sa.text(query), params), start=1):
-        values = dict(zip(headers, row, strict=True))
-        binary = [h for h, v in values.items() if isinstance(v, bytes | bytearray | memoryview)]
-        if binary:
-            shown = {h: (f"<BLOB {len(bytes(v))} bytes>" if h in binary else _text(v)) for h, v in values.items()}
-            bad.append((n, f"{binary[0]}: holds binary data (a BLOB), not text", json.dumps(shown, ensure_ascii=False)))
-        else:
-            texts.append([n, *(_text(v) for v in values.values())])
-    frame = pl.DataFrame(
-        texts, schema={ROW: pl.Int64, **{c.name: pl.String for c in source.columns}}, orient="row"
+    rows, blobs = [], []
+    for row in con.execute(sa.text(query), params):
+        binary = [i for i, v in enumerate(row) if isinstance(v, bytes | bytearray | memoryview)]
+        rows.append([f"<BLOB {len(bytes(v))} bytes>" if i in binary else _text(v) for i, v in enumerate(row)])
+        blobs.append(source.columns[binary[0]].header if binary else None)
+    frame = row_ids(
+        pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row").with_columns(
+            pl.Series("__blob", blobs, dtype=pl.String)
+        )
     )
-    return frame, pl.DataFrame(bad, schema=["row", "reason", "raw"], orient="row") if bad else None
+    bad = frame.filter(pl.col("__blob").is_not_null())
+    rejected = bad.select(
+        pl.col(ROW).alias("row"),
+        pl.col("__blob").alias("field"),
+        pl.format("{}: holds binary data (a BLOB), not text", pl.col("__blob")).alias("reason"),
+        pl.struct(pl.col(c.name).alias(c.header) for c in source.columns).struct.json_encode().alias("raw"),
+    )
+    return frame.filter(pl.col("__blob").is_null()).drop("__blob"), rejected if rejected.height else None
+
+
+def row_ids(frame: pl.DataFrame) -> pl.DataFrame:
+    """Number a pull's rows by what they hold, not by where they fall in tonight's window:
+    the same row pulled again (a re-run, or an undated row that comes back every night)
+    keeps its number, so its quarantine entry is not made twice. Identical rows are told
+    apart by their order among themselves."""
+    digest = pl.struct(pl.all()).hash(seed=20261201) // 2
+    return frame.select(
+        (digest.cast(pl.Int64) // 1000 * 1000 + pl.int_range(pl.len()).over(digest)).alias(ROW), pl.all()
+    )
 
 
 def _text(value: object) -> str | None:

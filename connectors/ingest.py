@@ -144,7 +144,7 @@ def _quarantine_rows(source: Source, batch: _Batch, as_of: date, only_problems: 
         frames.append(
             raw.rejected.select(
                 pl.col("row").cast(pl.Int64),
-                pl.lit("(row)").alias("field"),
+                (pl.col("field") if "field" in raw.rejected.columns else pl.lit("(row)")).alias("field"),
                 reason.alias("reason"),
                 pl.col("raw"),
             )

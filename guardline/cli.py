@@ -250,12 +250,10 @@ def _night(
 
         result = run_night(inbox, day, stage_dir, out, url, hr_url, demo, lock_timeout, advance)
     _print_night(result)
-    for line in result.refusals:
-        print(f"guardline: refused: {line}", file=sys.stderr)
-    if result.stopped:
-        raise GuardlineError(result.stopped)
-    if result.refusals:
-        raise typer.Exit(3)
+    for line in result.reported:
+        print(f"guardline: {line}", file=sys.stderr)
+    if result.exit_status:
+        raise typer.Exit(result.exit_status)
 
 
 def _print_night(result) -> None:

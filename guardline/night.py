@@ -61,6 +61,13 @@ class NightResult:
         return lines
 
     @property
+    def reported(self) -> list[str]:
+        """The stderr lines of the night: each refusal once (one that stopped the night is
+        said by the line that stops it), then the reason it stopped, if it did."""
+        refusals = [line for line in self.refusals if not self.stopped or line.split(": ")[1] not in self.stopped]
+        return [f"refused: {line}" for line in refusals] + ([self.stopped] if self.stopped else [])
+
+    @property
     def exit_status(self) -> int:
         return 2 if self.stopped else 3 if self.refusals else 0
 
