@@ -28,6 +28,7 @@ SOURCE = Source(
         Column("备注", "remarks", required=False),
     ),
     key=("id_number", "name", "category", "approval_date"),
+    amount=pl.coalesce("monthly_amount", "one_off_amount"),
     identity=Identity("id_number", "name", "phone", ("address",)),
     event_date="approval_date",
     checks=(

@@ -7,6 +7,8 @@ person, then takes the household.
 
 from __future__ import annotations
 
+import polars as pl
+
 from connectors.spec import Column, Identity, Source
 
 DAMAGE = ("倒塌", "严重损坏", "一般损坏", "未受损")
@@ -53,6 +55,7 @@ SOURCE = Source(
     ),
     key=("disaster_id", "head_id_number"),
     key_fallback=("disaster_id", "township", "village", "head_name"),
+    amount=pl.col("direct_loss"),
     identity=Identity("head_id_number", "head_name", None, ("township", "village")),
     event_date="disaster_date",
 )

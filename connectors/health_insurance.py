@@ -49,6 +49,7 @@ SOURCE = Source(
         Column("个人自费", "self_expense", kind="money"),
     ),
     key=("settlement_id",),
+    amount=pl.col("self_pay").fill_null(0) + pl.col("self_expense").fill_null(0),  # 个人负担
     identity=Identity("id_number", "name"),
     event_date="settlement_date",
     checks=(

@@ -62,6 +62,7 @@ CONTRIBUTIONS = Source(
     ),
     key=("id_number", "period"),
     key_prefix="rs_contribution_month",
+    amount=pl.col("wage_base"),
     identity=Identity("id_number", "name"),
     event_date=None,
 )

@@ -75,6 +75,9 @@ class Source:
     # departments' corrections), or — where a key names one thing only, like the
     # register's 人编号 — every such row is quarantined, since none can be told right.
     key_conflicts: Literal["supersede", "quarantine"] = "supersede"
+    # The record's own amount (元) as analysts see it beside its pseudonym: an expression
+    # over the canonical columns, or None for a record without one.
+    amount: pl.Expr | None = None
     table: str | None = None  # for a database source: the table (or view) read
     checks: tuple[Check, ...] = ()
 

@@ -173,6 +173,9 @@ def match(
     from matching.run import match_stage
 
     result = match_stage(Stage(stage), settings)
+    if result.result is None:
+        console.print("no department record staged yet: nothing to link")
+        return
     table = Table(
         title=f"Links: {result.links.height:,} records, {result.result.pairs_compared:,} pairs compared"
     )
@@ -229,6 +232,7 @@ def _night(
     hr_url: str | None,
     demo: bool = False,
     lock_timeout: float = 30.0,
+    rekey: bool = False,
 ) -> None:
     """One night, as `run` and `demo` do it: a progress bar, the summary of whatever was
     done, one stderr line per refused file; the exit status tells cron how it went."""
@@ -248,7 +252,7 @@ def _night(
             progress.update(task, description=name)
             progress.advance(task)
 
-        result = run_night(inbox, day, stage_dir, out, url, hr_url, demo, lock_timeout, advance)
+        result = run_night(inbox, day, stage_dir, out, url, hr_url, demo, lock_timeout, advance, rekey=rekey)
     _print_night(result)
     for line in result.reported:
         print(f"guardline: {line}", file=sys.stderr)
@@ -306,6 +310,10 @@ def run(
     lock_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for another run holding the stage or warehouse.")
     ] = 30.0,
+    rekey: Annotated[
+        bool,
+        typer.Option(help="The pseudonym key changed on purpose: recompute every pseudonym under it."),
+    ] = False,
 ) -> None:
     """One night without a scheduler: extract, validate, match, check rules, load, publish.
 
@@ -325,6 +333,7 @@ def run(
         warehouse or default_url(home),
         hr_url,
         lock_timeout=lock_timeout,
+        rekey=rekey,
     )
 
 
@@ -340,6 +349,10 @@ def load(
             help="SQLAlchemy URL; default the embedded DuckDB file warehouse.duckdb beside the stage."
         ),
     ] = None,
+    rekey: Annotated[
+        bool,
+        typer.Option(help="The pseudonym key changed on purpose: recompute every pseudonym under it."),
+    ] = False,
 ) -> None:
     """Load the night into the warehouse in one transaction (re-loading changes nothing)."""
     from connectors.stage import Stage
@@ -348,7 +361,7 @@ def load(
 
     day = _as_of(as_of)
     url = warehouse or default_url(stage.resolve().parent)
-    result = load_night(engine(url), Stage(stage), day)
+    result = load_night(engine(url), Stage(stage), day, rekey=rekey)
     console.print(
         "loaded: "
         + ", ".join(f"{k} {v:,}" for k, v in result.rows.items())
@@ -366,12 +379,21 @@ def dictionary() -> None:
 
 @app.command()
 def roles(
-    warehouse: Annotated[str, typer.Option(help="postgresql+psycopg:// URL of the shared warehouse.")],
+    warehouse: Annotated[str, typer.Option(help="postgresql:// URL of the shared warehouse, as its owner.")],
+    login: Annotated[
+        str | None, typer.Argument(help="A monitoring login to limit to --county (and --township).")
+    ] = None,
+    county: Annotated[str | None, typer.Option(help="6-digit county code the login may read.")] = None,
+    township: Annotated[str | None, typer.Option(help="The one township (乡镇) the login may read.")] = None,
 ) -> None:
-    """Create the etl, monitor and analyst roles of a PostgreSQL warehouse and grant them."""
+    """Migrate a PostgreSQL warehouse, create its etl, monitor and analyst roles and grant
+    them; with LOGIN --county [--township], a monitoring login that sees its own
+    households only (row-level security)."""
     from warehouse.db import engine, upgrade
-    from warehouse.roles import ANALYST, ETL, MONITOR, create_roles
+    from warehouse.roles import ANALYST, ETL, MONITOR, create_roles, create_scoped_login
 
+    if (login is None) != (county is None) or (township is not None and county is None):
+        raise GuardlineError("a scoped login needs its name and --county (and, if limited to one, --township)")
     eng = engine(warehouse)
     if eng.dialect.name == "postgresql":
         upgrade(eng)
@@ -379,6 +401,9 @@ def roles(
     console.print(
         f"roles ready: {ETL} (writes), {MONITOR} (reads full identifiers), {ANALYST} (masked views)"
     )
+    if login is not None:
+        create_scoped_login(eng, login, county, township)
+        console.print(f"login {login} reads the households of {county}{' ' + township if township else ''} only")
 
 
 @app.command()
@@ -538,9 +563,13 @@ def review_import(
 def invoke(args: list[str] | None = None) -> int:
     """Run the command line on ``args`` and return its exit status: 0 done, 3 done with
     refused deliveries, 2 could not start or go on (one line on stderr), 1 a bug (whose
-    traceback propagates)."""
+    traceback propagates). Whatever the caller's umask, what it writes is its owner's
+    alone: it holds identities."""
     import click
 
+    from guardline.files import private
+
+    private()
     try:
         code = app(args=args, prog_name="guardline", standalone_mode=False)
     except click.exceptions.Exit as exc:

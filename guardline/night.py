@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from guardline.atomic import Hook, file_lock
 from guardline.errors import GuardlineError, Unavailable
+from guardline.files import private_folder
 
 LOCK_TIMEOUT = 30.0  # seconds a second run waits for the first before it gives up
 
@@ -98,22 +99,32 @@ def _describe(url: str) -> str:
 
 @contextlib.contextmanager
 def preflight(
-    inbox: Path, stage_dir: Path, url: str, hr_url: str | None, demo: bool, lock_timeout: float
+    inbox: Path,
+    stage_dir: Path,
+    url: str,
+    hr_url: str | None,
+    demo: bool,
+    lock_timeout: float,
+    rekey: bool = False,
 ) -> Iterator[sa.Engine]:
     """Everything a night needs, checked before any work, and held for the night."""
     from connectors.ingest import default_hr_url
     from warehouse.db import engine, night_lock, reach, upgrade
+    from warehouse.load import check_key
     from warehouse.privacy import pseudonym_key
 
     if not inbox.is_dir():
         raise GuardlineError(f"no inbox folder at {inbox}")
-    pseudonym_key(demo)  # refuse before any work when the key is missing
+    key = pseudonym_key(demo)  # refuse before any work when the key is missing or weak
+    private_folder(stage_dir)
     with file_lock(stage_dir / ".lock", f"the stage {stage_dir}", lock_timeout):
         eng = engine(url)
         try:
             reach(eng)
             with night_lock(eng, lock_timeout):
                 upgrade(eng)
+                with eng.connect() as conn:
+                    check_key(conn, key, rekey)  # a changed key: refused now, not after the work
                 exchange = hr_url or default_hr_url(inbox)
                 if exchange is not None:
                     open_exchange(exchange)
@@ -133,6 +144,7 @@ def run_night(
     lock_timeout: float = LOCK_TIMEOUT,
     progress: Callable[[str], None] = lambda _step: None,
     on_step: Hook | None = None,
+    rekey: bool = False,
 ) -> NightResult:
     """The night ``as_of`` of one county. Pre-flight failures raise; a step that stops the
     night sets ``stopped`` and the result keeps what the earlier steps did.
@@ -151,7 +163,8 @@ def run_night(
     hook = on_step or (lambda _step: None)
     result = NightResult(as_of, url, outbox)
     started = datetime.now()
-    with preflight(inbox, stage_dir, url, hr_url, demo, lock_timeout) as eng:
+    private_folder(outbox)
+    with preflight(inbox, stage_dir, url, hr_url, demo, lock_timeout, rekey) as eng:
 
         def step(name: str, attribute: str, fn: Callable[[], Any]) -> None:
             progress(name)
@@ -165,7 +178,7 @@ def run_night(
             _register_or_stop(result, stage_dir)
             step("match", "matched", lambda: match_stage(Stage(stage_dir)))
             step("rules", "flagged", lambda: flag_stage(Stage(stage_dir), as_of))
-            step("load", "loaded", lambda: load_night(eng, Stage(stage_dir), as_of, demo=demo))
+            step("load", "loaded", lambda: load_night(eng, Stage(stage_dir), as_of, demo=demo, rekey=rekey))
             step(
                 "publish",
                 "written",

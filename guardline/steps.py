@@ -10,14 +10,33 @@ returns is JSON that XCom keeps as it is.
 
 from __future__ import annotations
 
+import functools
 import shutil
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import date
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from guardline.errors import GuardlineError, Unavailable
+from guardline.files import private
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 LANDING = "landing"
+
+
+def writes_privately(step: Callable[P, R]) -> Callable[P, R]:
+    """A step that writes identities: what it creates is its owner's alone, whatever the
+    worker's umask (files 0600, folders 0700)."""
+
+    @functools.wraps(step)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        private()
+        return step(*args, **kwargs)
+
+    return wrapper
 
 
 def county_folders(root: Path) -> list[str]:
@@ -53,6 +72,7 @@ def landing_folder(stage_root: Path, county: str, as_of: date, source: str) -> P
     return stage_root / county / LANDING / as_of.isoformat() / source
 
 
+@writes_privately
 def extract(
     source: str, inbox_root: Path, stage_root: Path, county: str, as_of: date, hr_url: str | None
 ) -> str:
@@ -71,6 +91,7 @@ def extract(
     return str(landing.save(landing_folder(stage_root, county, as_of, source)))
 
 
+@writes_privately
 def validate(landing_path: str) -> str:
     """Type the landed batches and run the Great Expectations suites; Data Docs rebuilt."""
     from connectors.ingest import Landing
@@ -84,6 +105,7 @@ def validate(landing_path: str) -> str:
     return landing_path
 
 
+@writes_privately
 def stage(landing_paths: list[str]) -> dict[str, dict]:
     """Stage every county's validated landing; per county its status, reason and counts.
 
@@ -124,6 +146,7 @@ def refusals(source: str, staged: dict[str, dict]) -> str:
     )
 
 
+@writes_privately
 def match(stage_root: Path, county: str, settings: str = "china") -> dict[str, int]:
     """Link one county's staged records to its register; links by status."""
     from connectors.stage import Stage
@@ -132,6 +155,7 @@ def match(stage_root: Path, county: str, settings: str = "china") -> dict[str, i
     return match_stage(Stage(stage_root / county), settings).counts()
 
 
+@writes_privately
 def flag(stage_root: Path, county: str, as_of: date) -> dict[str, int]:
     """The rules for one county's night; firing flags by rule, and the exit candidates."""
     from connectors.stage import Stage
@@ -141,6 +165,7 @@ def flag(stage_root: Path, county: str, as_of: date) -> dict[str, int]:
     return {**result.by_rule(), "households": result.households, "exit_candidates": result.exits.height}
 
 
+@writes_privately
 def load(url: str, stage_root: Path, counties: list[str], as_of: date, run_id: str = "") -> dict[str, int]:
     """Every county's night into the warehouse in one transaction, and the run's audit row
     (naming the Airflow run); rows per table."""
@@ -160,6 +185,7 @@ def load(url: str, stage_root: Path, counties: list[str], as_of: date, run_id: s
         eng.dispose()
 
 
+@writes_privately
 def publish(stage_root: Path, outbox_root: Path, counties: list[str], as_of: date) -> list[str]:
     """The township lists of every county: ``<outbox>/<county>/<as_of>/<township>.xlsx``."""
     from connectors.stage import Stage

@@ -25,10 +25,23 @@ from matching.settings import Settings
 LINKS = "links.parquet"
 
 
+LINK_SCHEMA = {
+    "source": pl.String,
+    "source_record_id": pl.String,
+    "person_id": pl.String,
+    "household_id": pl.String,
+    "match_status": pl.String,
+    "match_probability": pl.Float64,
+    "match_method": pl.String,
+    "explanation": pl.String,
+    "candidates": pl.String,
+}
+
+
 @dataclass
 class MatchResult:
     links: pl.DataFrame
-    result: LinkResult
+    result: LinkResult | None  # None: no department record to link tonight
     left: pl.DataFrame
     right: pl.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
@@ -93,8 +106,10 @@ def match_stage(stage: Stage, settings: str = "china") -> MatchResult:
         raise GuardlineError("no register staged yet: run `guardline ingest` with a registry/ export first")
     right = register_frame(persons)
     left = records_frame(stage, right)
-    if left.height == 0:
-        raise GuardlineError("no department records staged yet: nothing to match")
+    if left.height == 0:  # every department refused or silent so far: nothing to link, the night goes on
+        links = pl.DataFrame(schema=LINK_SCHEMA)
+        stage.save_frame(LINKS, links)
+        return MatchResult(links, None, left, right, timings)
     timings["prepare"] = time.perf_counter() - t
     result = link(left, right, Settings.load(settings))
     timings.update(result.timings)

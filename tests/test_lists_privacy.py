@@ -151,7 +151,7 @@ def test_pseudonyms_are_keyed_and_stable(monkeypatch):
         pseudonym_key()
     assert pseudonym_key(demo=True)
     monkeypatch.setenv(KEY_VARIABLE, "short")
-    with pytest.raises(GuardlineError, match="too short"):
+    with pytest.raises(GuardlineError, match="too weak"):
         pseudonym_key()
     monkeypatch.setenv(KEY_VARIABLE, "a-real-secret-of-enough-length")
     assert pseudonym_key() == b"a-real-secret-of-enough-length"

@@ -128,7 +128,9 @@ def test_views_have_the_contracts_columns_and_analysts_see_no_full_identifier(ni
         links = c.execute(sa.text("SELECT * FROM v_record_links"))
         assert list(links.keys()) == [
             "source",
-            "source_record_id",
+            "record_pseudonym",
+            "event_date",
+            "amount",
             "person_id",
             "household_id",
             "match_status",

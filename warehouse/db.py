@@ -110,12 +110,18 @@ def upgrade(eng: sa.Engine, revision: str = "head") -> None:
         with eng.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
-    except sa.exc.ProgrammingError as exc:
-        user = eng.url.username or "this login"
+    except sa.exc.DBAPIError as exc:
+        detail = str(exc.orig).splitlines()[0]
+        if getattr(exc.orig, "sqlstate", None) == "42501":  # insufficient privilege
+            user = eng.url.username or "this login"
+            raise GuardlineError(
+                f"the warehouse {describe(eng.url)} is at schema {current or 'none'}, the code needs "
+                f"{head_revision()}, and {user} may not migrate it ({detail}): "
+                "run `guardline roles --warehouse <owner URL>` once as its owner"
+            ) from None
         raise GuardlineError(
-            f"the warehouse {describe(eng.url)} is at schema {current or 'none'}, the code needs "
-            f"{head_revision()}, and {user} may not migrate it ({str(exc.orig).splitlines()[0]}): "
-            "run `guardline roles --warehouse <owner URL>` once as its owner"
+            f"the warehouse {describe(eng.url)} cannot be migrated from {current or 'none'} to "
+            f"{head_revision()}: {detail}"
         ) from None
 
 

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
     "v_record_links": (
-        "One row per department record (its latest version): who it is about.",
+        "One row per department record (its latest version): who it is about. Since "
+        "migration 0006 a record is named by its keyed pseudonym, not by its record key "
+        "(which holds ID numbers, and for 民政 the person's name and benefit); the "
+        "monitoring role reads the key in v_record_links_identified.",
         {
             "source": "civil_affairs, health_insurance, emergency_management, human_resources",
-            "source_record_id": "the record key of contracts/SOURCES.md, as text",
+            "record_pseudonym": "r and 20 letters: an HMAC of the record key, stable across nights under one "
+            "pseudonym key; the same record always has the same pseudonym",
+            "event_date": "the record's own date (医保 结算日期, 民政 审批日期, 应急 灾害发生日期, 人社 event "
+            "date or the first day of the contribution month)",
+            "amount": "the record's own amount in 元: 医保 个人负担 (个人自付 + 个人自费), 民政 monthly or "
+            "one-off amount, 应急 直接经济损失, 人社 wage base; null where a record has none",
             "person_id": "人编号 of the register, null when unmatched",
             "household_id": "户编号 of the register, null when unmatched",
             "match_status": "matched, review (a person must decide), unmatched",
@@ -29,7 +37,8 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
             "severity": "high, medium, low",
             "first_flagged_date": "when this household first fired this rule in the current episode",
             "status": "new (first night), continuing, resolved (stopped firing tonight)",
-            "evidence": "JSON: figures (the values and thresholds that fired the rule) and source_records",
+            "evidence": "JSON: figures (the values and thresholds that fired the rule) and source_records, "
+            "the records behind them named by their record_pseudonym (since migration 0006)",
             "assistance": "suggested help: 兜底保障 / 就业帮扶 / 产业帮扶 / 医疗救助 / 住房救助",
         },
     ),
@@ -50,7 +59,8 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
             "person_id": "人编号",
             "household_id": "户编号",
             "id_masked": "the ID number with all but its first 6 and last 4 characters starred",
-            "id_pseudonym": "HMAC-SHA256 of the ID number (20 hex characters), stable across runs under one key",
+            "id_pseudonym": "HMAC-SHA256 of the ID number written in 20 letters (never digits, so that it "
+            "cannot read as a number), stable across runs under one key",
             "sex": "男 / 女",
             "relation": "与户主关系",
             "labour": "劳动技能",
@@ -73,6 +83,36 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
             "new_flags": "of which new tonight",
         },
     ),
+    "v_record_links_identified": (
+        "For the monitoring role only (analysts are refused it): v_record_links with the "
+        "record key of each record, as the lists and the review queue need it.",
+        {
+            "source": "as in v_record_links",
+            "source_record_id": "the record key as docs/sources.md defines it: full ID numbers, names",
+            "record_pseudonym": "as in v_record_links",
+            "event_date": "as in v_record_links",
+            "amount": "as in v_record_links",
+            "person_id": "人编号",
+            "household_id": "户编号",
+            "match_status": "as in v_record_links",
+            "match_probability": "as in v_record_links",
+            "match_method": "as in v_record_links",
+        },
+    ),
+    "v_flagged_households_identified": (
+        "For the monitoring role only: v_flagged_households with the evidence naming the "
+        "records by their record keys.",
+        {
+            "household_id": "户编号",
+            "rule_id": "as in v_flagged_households",
+            "as_of_date": "the run date D",
+            "severity": "high, medium, low",
+            "first_flagged_date": "as in v_flagged_households",
+            "status": "new, continuing, resolved",
+            "evidence": "JSON: figures and source_records, the records named by their record keys",
+            "assistance": "as in v_flagged_households",
+        },
+    ),
 }
 
 
@@ -80,8 +120,9 @@ def markdown() -> str:
     lines = [
         "# Guardline warehouse: data dictionary",
         "",
-        "Views analysts read. Full ID and phone numbers are not in them; the monitoring role reads the "
-        "tables `persons` and `households` for those.",
+        "Views analysts read, and two for the monitoring role only (`*_identified`). No full ID "
+        "number, phone number or name is in an analyst's view; the monitoring role reads them in "
+        "the tables and the identified views.",
         "",
     ]
     for view, (what, columns) in DICTIONARY.items():

@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
+from connectors.sources import BY_STAGE_NAME
 from connectors.stage import Stage
 from guardline.errors import GuardlineError
 from matching.prepare import DEPARTMENT_STAGES
@@ -28,7 +29,15 @@ from matching.review import decisions_of
 from rules.features import head_rows
 from warehouse import schema
 from warehouse.db import upgrade
-from warehouse.privacy import mask_id, mask_phone, pseudonym_key, pseudonyms
+from warehouse.privacy import (
+    key_fingerprint,
+    mask_id,
+    mask_phone,
+    pseudonym_key,
+    pseudonymous_evidence,
+    pseudonyms,
+    record_pseudonyms,
+)
 
 
 @dataclass
@@ -52,9 +61,23 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> in
         finally:
             raw.unregister("__incoming")
     elif conn.dialect.name == "postgresql":
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
-            for row in frame.iter_rows():
-                copy.write_row(row)
+        # COPY cannot write a table under row-level security for a login it applies to
+        # (guardline_etl): such a table is filled from a temporary copy of the rows.
+        secured = conn.execute(
+            sa.text("SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table.name}
+        ).scalar()
+        target = f"__incoming_{table.name}" if secured else table.name
+        with raw.cursor() as cursor:
+            if secured:
+                cursor.execute(
+                    f"CREATE TEMP TABLE {target} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DROP"
+                )
+            with cursor.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
+                for row in frame.iter_rows():
+                    copy.write_row(row)
+            if secured:
+                cursor.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {target}")
+                cursor.execute(f"DROP TABLE {target}")
     else:  # pragma: no cover - other backends take the portable path
         conn.execute(table.insert(), frame.to_dicts())
     return frame.height
@@ -81,7 +104,8 @@ def _pause_for_fault_injection() -> None:
 
 
 def staged_records(stage: Stage) -> pl.DataFrame:
-    """Every staged department record: its key, origin, date and the canonical values as JSON."""
+    """Every staged department record: its key, origin, date, its own amount (by its
+    source's declaration) and the canonical values as JSON."""
     frames = []
     for stage_name in DEPARTMENT_STAGES:
         records = stage.records(stage_name)
@@ -90,6 +114,7 @@ def staged_records(stage: Stage) -> pl.DataFrame:
         values = [
             c for c in records.columns if c not in ("source", "source_record_id", "file", "row", "event_date")
         ]
+        declared = BY_STAGE_NAME[stage_name].amount
         frames.append(
             records.select(
                 "source",
@@ -97,10 +122,22 @@ def staged_records(stage: Stage) -> pl.DataFrame:
                 "file",
                 pl.col("row").cast(pl.Int64),
                 "event_date",
+                (declared if declared is not None else pl.lit(None)).cast(pl.Float64).alias("amount"),
                 pl.struct(values).struct.json_encode().alias("payload"),
             )
         )
     return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def county_code(register: pl.DataFrame, county: str) -> str | None:
+    """The county's 6-digit code: the province's name for its folder when it is one, else
+    the area code most of the register's ID numbers carry."""
+    if len(county) == 6 and county.isdigit():
+        return county
+    areas = register.select(pl.col("id_number").str.strip_chars().str.slice(0, 6).alias("a")).filter(
+        pl.col("a").str.contains(r"^\d{6}$")
+    )
+    return areas["a"].mode().sort().first() if areas.height else None
 
 
 def record_run(eng: sa.Engine, as_of: date, counts: dict, started_at: datetime) -> str:
@@ -141,7 +178,7 @@ def code_version() -> str:
         return v
 
 
-def _night_frames(stage: Stage, as_of: date, key: bytes) -> dict[str, pl.DataFrame]:
+def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> dict[str, pl.DataFrame]:
     """What one county's stage contributes to the warehouse for the night ``as_of``."""
     register = stage.records("registry")
     if register is None:
@@ -154,17 +191,29 @@ def _night_frames(stage: Stage, as_of: date, key: bytes) -> dict[str, pl.DataFra
         )
     exits_path = stage.root / "exit" / f"{as_of.isoformat()}.parquet"
     decisions = decisions_of(stage.root)
+    records = staged_records(stage)
+    links = pl.read_parquet(links_path)
+    if records.height:
+        links = links.join(
+            records.select("source", "source_record_id", "event_date", "amount"),
+            on=["source", "source_record_id"],
+            how="left",
+        )
+    flags = pl.read_parquet(flags_path)
     return {
-        "households": head_rows(register).with_columns(mask_phone(pl.col("phone")).alias("phone_masked")),
+        "households": head_rows(register).with_columns(
+            mask_phone(pl.col("phone")).alias("phone_masked"),
+            pl.lit(county_code(register, county)).alias("county_code"),
+        ),
         "persons": register.with_columns(
             mask_id(pl.col("id_number")).alias("id_masked"),
             pseudonyms(register["id_number"], key).alias("id_pseudonym"),
         ),
-        "record_links": pl.read_parquet(links_path),
-        "flags": pl.read_parquet(flags_path),
+        "record_links": links.with_columns(record_pseudonyms(links["source_record_id"], key)),
+        "flags": flags.with_columns(pseudonymous_evidence(flags["evidence"], key)),
         "exit_candidates": pl.read_parquet(exits_path) if exits_path.exists() else pl.DataFrame(),
         "processed_files": stage.ledger(),
-        "source_records": staged_records(stage),
+        "source_records": records.drop("amount", strict=False),
         "quarantine": stage.quarantine(),
         "review_decisions": decisions if decisions is not None else pl.DataFrame(),
     }
@@ -200,17 +249,57 @@ def _union(table: sa.Table, parts: list[tuple[str, pl.DataFrame]]) -> pl.DataFra
     return rows.unique(keys, keep="first", maintain_order=True).drop("__county")
 
 
+KEY_SETTING = "pseudonym_key_fingerprint"
+
+
+def check_key(conn: sa.Connection, key: bytes, rekey: bool = False, write: bool = False) -> bool:
+    """Refuse a pseudonym key other than the one the warehouse was built with (its
+    pseudonyms would change under the analysts' feet), unless ``rekey``; with ``write``,
+    keep the key's fingerprint. True when the key changes tonight."""
+    table = schema.settings
+    fingerprint = key_fingerprint(key)
+    kept = conn.execute(sa.select(table.c.value).where(table.c.name == KEY_SETTING)).scalar()
+    if kept is not None and kept != fingerprint and not rekey:
+        raise GuardlineError(
+            f"the pseudonym key is not the one this warehouse was built with (fingerprint {kept}, "
+            f"now {fingerprint}): every pseudonym analysts know would change. Set the old key again, "
+            "or re-key on purpose with --rekey"
+        )
+    if write and kept != fingerprint:
+        conn.execute(table.delete().where(table.c.name == KEY_SETTING))
+        conn.execute(table.insert().values(name=KEY_SETTING, value=fingerprint, changed_at=datetime.now()))
+    return kept is not None and kept != fingerprint
+
+
+def _rekey_earlier_flags(conn: sa.Connection, as_of: date, key: bytes) -> None:
+    """The evidence of earlier nights, its records named under the new key."""
+    flags = schema.flags
+    rows = conn.execute(sa.select(flags).where(flags.c.as_of_date != as_of)).mappings().all()
+    if not rows:
+        return
+    earlier = pl.DataFrame([dict(r) for r in rows], infer_schema_length=None)
+    earlier = earlier.with_columns(pseudonymous_evidence(earlier["evidence"], key))
+    _replace(conn, flags, earlier, flags.c.as_of_date != as_of)
+
+
 def load_night(
-    eng: sa.Engine, stages: Stage | Mapping[str, Stage], as_of: date, demo: bool = False
+    eng: sa.Engine,
+    stages: Stage | Mapping[str, Stage],
+    as_of: date,
+    demo: bool = False,
+    rekey: bool = False,
 ) -> LoadResult:
     """The register, links, the night's flags and exit candidates, processed files — of one
-    stage, or of many counties' stages (``{county: stage}``) in one transaction."""
+    stage, or of many counties' stages (``{county: stage}``) in one transaction.
+
+    ``rekey``: the pseudonym key changed on purpose; the pseudonymous evidence of earlier
+    nights is recomputed under the new key in the same transaction."""
     started = time.perf_counter()
     key = pseudonym_key(demo)
     counties = {"": stages} if isinstance(stages, Stage) else dict(stages)
     if not counties:
         raise GuardlineError("no county to load")
-    nights = {county: _night_frames(stage, as_of, key) for county, stage in counties.items()}
+    nights = {county: _night_frames(stage, as_of, key, county) for county, stage in counties.items()}
     tables = {name: schema.metadata.tables[name] for name in next(iter(nights.values()))}
     frames = {
         name: _union(table, [(c, n[name]) for c, n in nights.items()]) for name, table in tables.items()
@@ -219,6 +308,8 @@ def load_night(
     upgrade(eng)
     result = LoadResult()
     with eng.begin() as conn:
+        if check_key(conn, key, rekey, write=True):
+            _rekey_earlier_flags(conn, as_of, key)
         for name, table in tables.items():
             if name == "flags":
                 _pause_for_fault_injection()

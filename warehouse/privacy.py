@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 
 import polars as pl
@@ -22,11 +23,20 @@ DEMO_KEY = b"guardline-demo-key-not-for-real-data"
 
 
 def pseudonym_key(demo: bool = False) -> bytes:
-    """The HMAC key: from the environment, or the demo's fixed key in demo mode only."""
+    """The HMAC key: from the environment, or the demo's fixed key in demo mode only.
+
+    A key that guessing could find is refused: fewer than 16 characters other than
+    spaces, or one character repeated.
+    """
     value = os.environ.get(KEY_VARIABLE, "")
     if value:
-        if len(value) < 16:
-            raise GuardlineError(f"{KEY_VARIABLE} is too short: use at least 16 characters")
+        meaningful = "".join(value.split())
+        if len(meaningful) < 16:
+            raise GuardlineError(
+                f"{KEY_VARIABLE} is too weak: use at least 16 characters other than spaces"
+            )
+        if len(set(meaningful)) == 1:
+            raise GuardlineError(f"{KEY_VARIABLE} is too weak: it repeats one character")
         return value.encode()
     if demo:
         return DEMO_KEY
@@ -34,6 +44,12 @@ def pseudonym_key(demo: bool = False) -> bytes:
         f"set {KEY_VARIABLE} (a secret of at least 16 characters): pseudonyms need a key, "
         "and without one Guardline does not start outside the demo"
     )
+
+
+def key_fingerprint(key: bytes) -> str:
+    """What the warehouse keeps of the key: enough to tell a change of key, nothing that
+    gives the key away (an HMAC of a fixed text, 16 hex characters)."""
+    return hmac.new(key, b"guardline pseudonym key fingerprint", hashlib.sha256).hexdigest()[:16]
 
 
 def _mask(expr: pl.Expr, head: int, tail: int) -> pl.Expr:
@@ -62,9 +78,43 @@ def mask_phone(expr: pl.Expr) -> pl.Expr:
     return _mask(expr, 3, 4)
 
 
-def pseudonyms(values: pl.Series, key: bytes) -> pl.Series:
-    """HMAC-SHA256 of each value, 20 hex characters; the same value always gets the same
-    pseudonym under the same key. Computed once per distinct value."""
+# A pseudonym is written in letters only (the hex digits 0-f as a-p), so that no pseudonym
+# can ever read as, or be mistaken for, an ID or a phone number.
+_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+
+
+def pseudonyms(values: pl.Series, key: bytes, domain: str = "") -> pl.Series:
+    """HMAC-SHA256 of each value, 20 letters; the same value always gets the same
+    pseudonym under the same key. Computed once per distinct value. ``domain`` keeps
+    pseudonyms of different kinds apart (a record's from a person's)."""
     unique = values.drop_nulls().unique()
-    table = {v: hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:20] for v in unique.to_list()}
+    table = {
+        v: hmac.new(key, (domain + v).encode(), hashlib.sha256).hexdigest()[:20].translate(_LETTERS)
+        for v in unique.to_list()
+    }
     return values.replace_strict(table, default=None, return_dtype=pl.String)
+
+
+RECORD = "record:"
+
+
+def record_pseudonyms(source_record_ids: pl.Series, key: bytes) -> pl.Series:
+    """The keyed pseudonym by which analysts know a department record (its key holds ID
+    numbers, names and benefits): ``r`` and 20 letters, stable under one key."""
+    return ("r" + pseudonyms(source_record_ids, key, RECORD)).alias("record_pseudonym")
+
+
+def pseudonymous_evidence(evidence: pl.Series, key: bytes) -> pl.Series:
+    """A flag's evidence JSON as analysts read it: the same figures, the source records
+    named by their pseudonyms."""
+    records = sorted({r for text in evidence.drop_nulls() for r in json.loads(text).get("source_records", [])})
+    names = dict(zip(records, record_pseudonyms(pl.Series(records, dtype=pl.String), key).to_list(), strict=True))
+    out = []
+    for text in evidence.to_list():
+        if text is None:
+            out.append(None)
+            continue
+        data = json.loads(text)
+        data["source_records"] = [names[r] for r in data.get("source_records", [])]
+        out.append(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    return pl.Series("evidence_pseudonymous", out, dtype=pl.String)

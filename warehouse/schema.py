@@ -1,7 +1,10 @@
 """The warehouse schema: one SQLAlchemy definition for DuckDB and PostgreSQL.
 
-Full identifiers (ID and phone numbers) sit only in ``households`` and ``persons``;
-the analysts' views read masked forms and pseudonyms kept beside them.
+Full identifiers (ID and phone numbers, names) sit in ``households``, ``persons``, the
+record keys of ``record_links`` and ``review_decisions``, the evidence of ``flags``, and
+the payloads of ``source_records`` and ``quarantine``: tables only the monitoring role
+reads. The analysts' views read masked forms and keyed pseudonyms kept beside them
+(``id_pseudonym``, ``record_pseudonym``, ``evidence_pseudonymous``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ households = sa.Table(
     sa.Column("business_income", sa.Double),
     sa.Column("phone", sa.String),
     sa.Column("phone_masked", sa.String),
+    sa.Column("county_code", sa.String),  # 6 digits (GB/T 2260): what a county-scoped login sees
 )
 
 persons = sa.Table(
@@ -57,6 +61,9 @@ record_links = sa.Table(
     sa.Column("match_method", sa.String),
     sa.Column("explanation", sa.String),
     sa.Column("candidates", sa.String),
+    sa.Column("record_pseudonym", sa.String),  # how analysts name the record
+    sa.Column("event_date", sa.Date),  # the record's own date
+    sa.Column("amount", sa.Double),  # the record's own amount (元), by its source's declaration
 )
 
 flags = sa.Table(
@@ -72,6 +79,7 @@ flags = sa.Table(
     sa.Column("assistance", sa.String),
     sa.Column("evidence", sa.String),
     sa.Column("sentence", sa.String),
+    sa.Column("evidence_pseudonymous", sa.String),  # the evidence, records named by pseudonym
 )
 
 exit_candidates = sa.Table(
@@ -147,12 +155,37 @@ run_audit = sa.Table(
     sa.Column("counts", sa.String),  # JSON: rows per file, links by status, flags by rule, time per step
 )
 
+# What the warehouse must remember of itself: the pseudonym key's fingerprint (a change
+# of key between nights is refused unless asked for).
+settings = sa.Table(
+    "warehouse_settings",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("value", sa.String, nullable=False),
+    sa.Column("changed_at", sa.DateTime),
+)
+
+# Monitoring logins limited to one county (and township): PostgreSQL's row-level
+# security policies read this table.
+monitor_scopes = sa.Table(
+    "monitor_scopes",
+    metadata,
+    sa.Column("role_name", sa.String, primary_key=True),
+    sa.Column("county_code", sa.String, nullable=False),
+    sa.Column("township", sa.String),
+)
+
 # The views users read, as the migrations create them (their SQL lives in the
 # migrations, frozen with the revision that made them).
-VIEWS = (
+ANALYST_VIEWS = (  # an analyst reads these: no full ID number, phone number or name in any
     "v_record_links",
     "v_flagged_households",
     "v_exit_candidates",
     "v_persons_masked",
     "v_township_summary",
 )
+MONITOR_VIEWS = (  # today's identified forms, for the monitoring role only
+    "v_record_links_identified",
+    "v_flagged_households_identified",
+)
+VIEWS = ANALYST_VIEWS + MONITOR_VIEWS
