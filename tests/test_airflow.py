@@ -389,10 +389,13 @@ def test_a_refused_delivery_fails_its_run_and_names_source_county_and_reason(env
     from connectors.stage import Stage
 
     quarantined = Stage(stage / COUNTY).quarantine()
-    assert set(quarantined["file"]) == {"civil_affairs/mz_changes_202612.xlsx"}
+    refused = quarantined.filter(pl.col("reason").str.contains("not a readable"))
+    assert set(refused["file"]) == {"civil_affairs/mz_changes_202612.xlsx"}
     ledger = Stage(stage / COUNTY).ledger()
+    # The broken workbook is refused alone: the county's other 民政 file is staged.
     assert dict(zip(ledger["file"], ledger["status"], strict=True)) == {
-        "civil_affairs/mz_changes_202612.xlsx": "failed"
+        "civil_affairs/mz_changes_202611.xlsx": "loaded",
+        "civil_affairs/mz_changes_202612.xlsx": "failed",
     }
     events = _read(
         _metadata(env),
@@ -401,4 +404,4 @@ def test_a_refused_delivery_fails_its_run_and_names_source_county_and_reason(env
     )
     extra = events["extra"][0]
     extra = extra if isinstance(extra, dict) else json.loads(extra)
-    assert extra == {"as_of": "2026-11-28", "counties": {COUNTY: "failed"}}
+    assert extra == {"as_of": "2026-11-28", "counties": {COUNTY: "partial"}}
