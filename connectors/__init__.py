@@ -1,2 +1,2 @@
-"""Readers of the departments' deliveries (contracts/SOURCES.md) and their Great
+"""Readers of the departments' deliveries (docs/sources.md) and their Great
 Expectations suites: one declaration per source, one reader per format."""

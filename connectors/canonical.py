@@ -2,7 +2,7 @@
 that cannot be used.
 
 Pure functions over polars frames: types parsed with the expressions of
-:mod:`connectors.parse`, the record key built exactly as SOURCES.md "Record keys"
+:mod:`connectors.parse`, the record key built exactly as docs/sources.md "Record keys"
 defines it, and row-level problems (an empty key field, a value that is not a date
 or an amount, a value outside the contract's list) collected per row.
 """

@@ -76,7 +76,7 @@ SOURCE = Source(
 
 def effective_settlements(settlements: pl.LazyFrame | pl.DataFrame, as_of: date) -> pl.LazyFrame:
     """正常 settlements with their out-of-pocket burden and whether a 冲销 dated on or
-    before ``as_of`` cancels them (RULES.md: the pair then contributes nothing).
+    before ``as_of`` cancels them (docs/rules.md: the pair then contributes nothing).
 
     A reversal dated after ``as_of`` is ignored; a reversal whose original is unknown
     contributes nothing and waits for its original.

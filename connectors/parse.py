@@ -1,6 +1,6 @@
 """Pure polars expressions that read the departments' text as typed values.
 
-Every date form of SOURCES.md (ISO, 2026/11/3, 2026年11月3日, 20261103, an Excel
+Every date form of docs/sources.md (ISO, 2026/11/3, 2026年11月3日, 20261103, an Excel
 serial, a date cell), amounts with thousands separators, 6-digit periods. A value
 that cannot be read becomes null; the canonicaliser turns "not empty but null" into
 a quarantine reason, so nothing is silently dropped.

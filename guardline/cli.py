@@ -123,7 +123,7 @@ def _print_ingest(result) -> None:
 
 @app.command()
 def ingest(
-    inbox: Annotated[Path, typer.Option(help="The night's inbox (contracts/SOURCES.md layout).")],
+    inbox: Annotated[Path, typer.Option(help="The night's inbox (docs/sources.md layout).")],
     as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
     stage: Annotated[Path, typer.Option(help="Staging folder: records, quarantine, ledger.")] = Path("stage"),
     hr_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the 人社 exchange database.")] = None,

@@ -1,4 +1,4 @@
-"""Record keys as text, exactly as contracts/SOURCES.md "Record keys" defines them.
+"""Record keys as text, exactly as docs/sources.md "Record keys" defines them.
 
 The generator's ground truth and the connectors both build ``source_record_id``
 with these functions, so there is one definition of the key's text form.

@@ -70,7 +70,7 @@ def _candidates_json(right: pl.DataFrame) -> pl.Expr:
 
 
 def links_frame(decisions: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
-    """The decisions in the terms of OUTPUTS.md ``v_record_links`` (plus reasons)."""
+    """The decisions in the terms of docs/outputs.md ``v_record_links`` (plus reasons)."""
     people = right.with_row_index(RI).select(RI, "person_id", "household_id")
     review = decisions.filter(pl.col("match_status") == "review")
     review_json = (

@@ -1,2 +1,2 @@
-"""The rule catalogue of contracts/RULES.md as data, the household feature table,
+"""The rule catalogue of docs/rules.md as data, the household feature table,
 and the engine that turns them into flags with evidence."""

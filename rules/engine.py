@@ -2,7 +2,7 @@
 which help they need, and the evidence a cadre reads.
 
 Conditions are SQL compiled by polars (``pl.sql_expr``); money thresholds are rounded
-half away from zero to 0.01 元 before comparisons, as RULES.md says.
+half away from zero to 0.01 元 before comparisons, as docs/rules.md says.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ FEATURES: dict[str, str] = {
     "members_can_work": "members whose 劳动技能 is 技能劳动力 or 普通劳动力",
     "medical_burden": "个人自付 + 个人自费 of the household's settlements dated in the last 365 days, "
     "a settlement cancelled by a 冲销 dated on or before D contributing nothing (元)",
-    "members_lost_work": "members who lost work by 失业登记 (a) or stopped contributions (b), RULES.md",
+    "members_lost_work": "members who lost work by 失业登记 (a) or stopped contributions (b), docs/rules.md",
     "lost_wages": "min(Σ 12 × mean paid baseline wage of the members who lost work, 工资性收入) (元)",
     "est_income": "max(income_last_year − lost_wages, 0) (元)",
     "est_income_per_capita": "est_income / household_size (元 per person)",
@@ -49,7 +49,7 @@ FEATURES: dict[str, str] = {
 
 
 def money(expr: pl.Expr) -> pl.Expr:
-    """Yuan rounded half away from zero to 0.01, as RULES.md compares money."""
+    """Yuan rounded half away from zero to 0.01, as docs/rules.md compares money."""
     return expr.round(2, mode="half_away_from_zero")
 
 
@@ -82,7 +82,7 @@ def _matched(records: pl.DataFrame | None, links: pl.DataFrame, source: str) -> 
 
 
 def head_rows(register: pl.DataFrame) -> pl.DataFrame:
-    """One register row per household: the 户主's, else its first by 人编号 (RULES.md), found
+    """One register row per household: the 户主's, else its first by 人编号 (docs/rules.md), found
     without sorting the whole register."""
     first = register.group_by("household_id").agg(pl.col("person_id").min().alias("__first"))
     heads = (

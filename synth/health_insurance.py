@@ -88,7 +88,7 @@ def _reversal(world: World, original: dict[str, Any], when: date) -> dict[str, A
 
 
 def _thresholds(world: World, hh: dict[str, Any]) -> tuple[float, float]:
-    """(absolute, share) medical thresholds of RULES.md for this household."""
+    """(absolute, share) medical thresholds of docs/rules.md for this household."""
     monitored = hh["monitored_category"] != "" and hh["risk_eliminated"] == "否"
     absolute = 5_000.0 if hh["household_type"] == "脱贫户" or monitored else 20_000.0
     income = hh["income_per_capita"] * hh["household_size"]

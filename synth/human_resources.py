@@ -1,6 +1,6 @@
 """人社 exchange database: 18 months of contributions of insured migrant workers,
 their employment events, and planted job losses by (a) registration and (b) stopped
-contributions, with near misses at every edge RULES.md names."""
+contributions, with near misses at every edge docs/rules.md names."""
 
 from __future__ import annotations
 

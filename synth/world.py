@@ -86,7 +86,7 @@ class World:
         return self.as_of - timedelta(days=n)
 
     def households(self) -> pl.DataFrame:
-        """One row per household: the head's row, as RULES.md reads household columns."""
+        """One row per household: the head's row, as docs/rules.md reads household columns."""
         return self.register.sort("household_id", pl.col("relation") != "户主", "person_id").unique(
             "household_id", keep="first", maintain_order=True
         )

@@ -1,4 +1,4 @@
-"""Write deliveries in the exact formats of contracts/SOURCES.md, byte-reproducibly.
+"""Write deliveries in the exact formats of docs/sources.md, byte-reproducibly.
 
 xlsx through XlsxWriter with fixed document dates (the zip entries carry a fixed
 timestamp already), GBK and UTF-8-SIG CSV through the csv module, the 人社 exchange

@@ -18,7 +18,7 @@ EXCEL_EPOCH = date(1899, 12, 30)
 
 
 def norm_date(value: Any) -> date:
-    """Any form SOURCES.md allows: date cell, serial, ISO, 2026/11/3, 2026年11月3日, 20261103."""
+    """Any form docs/sources.md allows: date cell, serial, ISO, 2026/11/3, 2026年11月3日, 20261103."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, int | float):

@@ -1,4 +1,4 @@
-"""Rules: every threshold and window edge of contracts/RULES.md, overrides, lifecycle."""
+"""Rules: every threshold and window edge of docs/rules.md, overrides, lifecycle."""
 
 from __future__ import annotations
 
