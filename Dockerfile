@@ -18,9 +18,9 @@ RUN apt-get update \
 WORKDIR /opt/guardline
 # Dependencies first (cached while only the code changes), then the project itself.
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-dev --extra airflow --no-install-project
 COPY . .
-RUN uv sync --frozen --no-dev \
+RUN uv sync --frozen --no-dev --extra airflow \
     && useradd --uid 50000 --gid 0 --create-home airflow \
     && mkdir -p /opt/airflow /data/inbox /data/stage /data/outbox \
     && chown -R 50000:0 /opt/airflow /data

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTHON ?= python3
 
-.PHONY: setup demo test lint bench
+.PHONY: setup setup-all demo test lint bench
 
 $(UV):
 	$(PYTHON) -m pip install --user --quiet uv || \
@@ -13,12 +13,15 @@ $(UV):
 setup: $(UV)
 	$(UV) sync --frozen
 
+setup-all: $(UV)
+	$(UV) sync --frozen --extra airflow
+
 demo: setup
 	$(UV) run guardline demo
 
-test: setup
-	$(UV) run ruff check .
-	$(UV) run pytest
+test: setup-all
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync pytest
 
 bench: $(UV)
 	$(UV) sync --frozen --group bench

@@ -565,20 +565,18 @@ def invoke(args: list[str] | None = None) -> int:
     refused deliveries, 2 could not start or go on (one line on stderr), 1 a bug (whose
     traceback propagates). Whatever the caller's umask, what it writes is its owner's
     alone: it holds identities."""
-    import click
-
     from guardline.files import private
 
     private()
     try:
         code = app(args=args, prog_name="guardline", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:  # usage: a wrong option or argument
-        exc.show()
-        return 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("guardline: aborted", file=sys.stderr)
+        return 2
+    except typer.TyperException as exc:  # usage: a wrong option or argument
+        exc.show()
         return 2
     except GuardlineError as exc:
         print(f"guardline: {exc}", file=sys.stderr)

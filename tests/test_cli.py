@@ -36,6 +36,13 @@ def test_generate_writes_inbox_and_truth(tmp_path):
     assert (tmp_path / "truth" / "links.csv").is_file()
 
 
+def test_usage_mistakes_exit_2_without_a_traceback(tmp_path):
+    from guardline.cli import invoke
+
+    for args in (["run", "--bogus"], ["run", "--inbox", str(tmp_path), "--lock-timeout", "soon"], ["nonsense"]):
+        assert invoke(args) == 2, args
+
+
 def test_user_mistakes_are_one_line_and_exit_non_zero(tmp_path):
     for args, words in (
         (("--as-of", "2026-13-01"), "--as-of"),

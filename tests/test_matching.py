@@ -216,7 +216,10 @@ def test_review_decisions_are_read_back_and_remembered(matched, tmp_path):
 
     from matching.review import DECISIONS, decisions_of, export_review, read_decisions, remember
 
-    _, stage, result = matched
+    import shutil
+
+    _, shared, result = matched
+    stage = Stage(shutil.copytree(shared.root, tmp_path / "stage"))  # the module's stage stays as matched
     path = tmp_path / "review.csv"
     in_review = export_review(result.links, path)
     assert in_review == result.links.filter(pl.col("match_status") == "review").height > 2
