@@ -213,10 +213,9 @@ def test_the_same_engine_links_febrl4():
 
 def test_review_decisions_are_read_back_and_remembered(matched, tmp_path):
     import csv
+    import shutil
 
     from matching.review import DECISIONS, decisions_of, export_review, read_decisions, remember
-
-    import shutil
 
     _, shared, result = matched
     stage = Stage(shutil.copytree(shared.root, tmp_path / "stage"))  # the module's stage stays as matched
