@@ -639,9 +639,11 @@ def _write_truth(
 
 
 def _write_truth_flags(inbox: Path, truth: Path, as_of: date) -> None:
-    """truth/flags.csv: the flags the rules engine raises on the true links."""
+    """truth/flags.csv: the flags the rules raise on the true links, computed by the rules'
+    second, independent implementation (synth/truth_rules.py), not by the engine."""
     from connectors.ingest import read_inbox
-    from rules.run import compute, inputs_from
+    from rules.catalogue import Catalogue
+    from synth.truth_rules import flags as true_flags
 
     records = read_inbox(inbox, as_of)
     people = records["registry"].select("person_id", "household_id")
@@ -655,5 +657,11 @@ def _write_truth_flags(inbox: Path, truth: Path, as_of: date) -> None:
             .alias("match_status")
         )
     )
-    _, flags, _ = compute(inputs_from(records, links), as_of)
-    flags.select("household_id", "rule_id").sort("household_id", "rule_id").write_csv(truth / "flags.csv")
+    counties = sorted(set(records["registry"]["county"].drop_nulls()))
+    parameters = {
+        row.pop("county"): row for row in Catalogue.load().parameters_for(counties, as_of.year).to_dicts()
+    }
+    fired = true_flags(records, links, as_of, parameters)
+    pl.DataFrame(fired, schema=["household_id", "rule_id"], orient="row").sort(
+        "household_id", "rule_id"
+    ).write_csv(truth / "flags.csv")

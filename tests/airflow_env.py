@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -22,12 +23,14 @@ PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 
 @contextmanager
-def fresh_database(prefix: str) -> Iterator[str]:
-    """A new PostgreSQL database for one test module, dropped afterwards; its name."""
+def fresh_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database for one test module (a copy of ``template`` when given,
+    which no one may be connected to), dropped afterwards; its name."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    copy = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        c.execute(sa.text(f'CREATE DATABASE "{name}"{copy}'))
     try:
         yield name
     finally:
@@ -80,15 +83,21 @@ def dags_test(env: dict[str, str], dag_id: str, *args: str) -> subprocess.Popen:
     )
 
 
-def run_state(metadata_url: str, dag_id: str) -> list[str]:
+def run_state(metadata_url: str, dag_id: str, logical: str | None = None, run_type: str | None = None) -> list[str]:
+    """The states of a DAG's runs, oldest first; only those of one logical date, or of one
+    run type, when asked (other tests of the module add runs of their own, in any order)."""
+    query = "SELECT state FROM dag_run WHERE dag_id = :d"
+    params: dict = {"d": dag_id}
+    if logical is not None:
+        query += " AND logical_date = :l"
+        params["l"] = datetime.fromisoformat(logical)
+    if run_type is not None:
+        query += " AND run_type = :t"
+        params["t"] = run_type
     eng = sa.create_engine(metadata_url)
     try:
         with eng.connect() as c:
-            return list(
-                c.execute(
-                    sa.text("SELECT state FROM dag_run WHERE dag_id = :d ORDER BY id"), {"d": dag_id}
-                ).scalars()
-            )
+            return list(c.execute(sa.text(query + " ORDER BY id"), params).scalars())
     finally:
         eng.dispose()
 
