@@ -131,12 +131,15 @@ def test_lists_killed_at_any_boundary_are_the_previous_lists_or_the_new(small, t
         )
         child.wait(240)
         assert child.returncode == -9, (step, child.stderr.read())
-        recover(outbox / AS_OF.isoformat())
+        recover(outbox)
         now = {p.name: p.read_bytes() for p in (outbox / AS_OF.isoformat()).glob("*.csv")}
         xlsx = {p.with_suffix(".csv").name for p in (outbox / AS_OF.isoformat()).glob("*.xlsx")}
         assert now in (old, new), f"killed at {step}: a mix of two nights' lists"
         assert xlsx == set(now), f"killed at {step}: a workbook without its CSV or the reverse"
         assert now == (old if step == "tx:written" else new)
+        assert sorted(p.suffix for p in (outbox / AS_OF.isoformat()).iterdir()) == sorted(
+            [".csv", ".xlsx"] * len(now)
+        ), "nothing but the lists in the night's folder"
 
 
 def _run_args(inbox: Path, home: Path, warehouse: str | None = None, as_of: date = AS_OF) -> list[str]:

@@ -177,13 +177,14 @@ def write_lists(
     The night's folder is replaced as one step: every list is written aside, then all are
     moved into place together and the lists of an earlier attempt that are no longer due
     removed, so a kill leaves the previous lists or the new ones, never half a township.
+    The scratch space is the outbox's, not the night's folder that cadres open.
     """
     rows = visit_list(flags, register)
     folder = outbox / as_of.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
-    recover(folder)
+    recover(outbox)
     written = []
-    with transaction(folder, on_step) as tx:
+    with transaction(outbox, on_step) as tx:
         for (township,), part in rows.group_by("乡(镇)", maintain_order=True):
             name = township or "未知乡镇"
             path = folder / f"{name}.xlsx"
