@@ -89,6 +89,18 @@ class IngestResult:
         """Sources that refused something tonight (a file, a table, or all of it)."""
         return [s for s in self.sources if s.status in ("failed", "partial")]
 
+    @property
+    def refusals(self) -> list[str]:
+        """One line per refused file or table, or per source failed as a whole (no exchange
+        configured, one that went away): what exit status 3 reports."""
+        lines = []
+        for s in self.sources:
+            if s.refused:
+                lines += [f"{s.source}: {f.file}: {f.reason}" for f in s.refused]
+            elif s.status == "failed":
+                lines.append(f"{s.source}: {s.reason}")
+        return lines
+
 
 @dataclass
 class _Batch:

@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from connectors.human_resources import Watermark
-from guardline.atomic import Hook, Transaction, recover
+from guardline.atomic import Hook, Transaction, file_lock, recover
 
 SEQ = "__seq"
 LEDGER_SCHEMA = {
@@ -107,6 +107,12 @@ def merge_versions(current: pl.DataFrame | None, incoming: pl.DataFrame, values:
         .rename({"__duplicate": "duplicate", "__superseded": "superseded", "__replaced": "replaced"})
     )
     return Merge(records.sort("source_record_id"), outcome)
+
+
+def stage_lock(root: Path, timeout: float):
+    """One run at a time on a stage (``<stage>/.lock``): a second waits ``timeout``
+    seconds, then is told who holds it."""
+    return file_lock(root / ".lock", f"the stage {root}", timeout)
 
 
 class Stage:

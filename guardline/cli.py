@@ -144,17 +144,14 @@ def ingest(
     unknown = set(source or ()) - set(DEPARTMENTS)
     if unknown:
         raise GuardlineError(f"unknown source {', '.join(sorted(unknown))}: use {', '.join(DEPARTMENTS)}")
-    from guardline.atomic import file_lock
+    from connectors.stage import stage_lock
 
-    with file_lock(stage / ".lock", f"the stage {stage}", lock_timeout):
+    with stage_lock(stage, lock_timeout):
         result = run(inbox, _as_of(as_of), stage, hr_url, reports, source)
     _print_ingest(result)
-    refused = [f"{s.source}: {f.file}: {f.reason}" for s in result.sources for f in s.refused] or [
-        f"{s.source}: {s.reason}" for s in result.failed
-    ]
-    for line in refused:
+    for line in result.refusals:
         print(f"guardline: refused: {line}", file=sys.stderr)
-    if refused:
+    if result.refusals:
         raise typer.Exit(3)
 
 

@@ -24,7 +24,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from guardline.atomic import Hook, file_lock
+from connectors.stage import stage_lock
+from guardline.atomic import Hook
 from guardline.errors import GuardlineError, Unavailable
 from guardline.files import private_folder
 
@@ -49,17 +50,7 @@ class NightResult:
 
     @property
     def refusals(self) -> list[str]:
-        """One line per refused file or source: what exit status 3 reports."""
-        if self.ingested is None:
-            return []
-        lines = []
-        for s in self.ingested.sources:
-            refused = s.refused
-            if refused:
-                lines += [f"{s.source}: {f.file}: {f.reason}" for f in refused]
-            elif s.status == "failed":
-                lines.append(f"{s.source}: {s.reason}")
-        return lines
+        return self.ingested.refusals if self.ingested is not None else []
 
     @property
     def reported(self) -> list[str]:
@@ -117,7 +108,7 @@ def preflight(
         raise GuardlineError(f"no inbox folder at {inbox}")
     key = pseudonym_key(demo)  # refuse before any work when the key is missing or weak
     private_folder(stage_dir)
-    with file_lock(stage_dir / ".lock", f"the stage {stage_dir}", lock_timeout):
+    with stage_lock(stage_dir, lock_timeout):
         eng = engine(url)
         try:
             reach(eng)
