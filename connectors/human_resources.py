@@ -10,8 +10,7 @@ it is quarantined each night until the department dates it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 import polars as pl
 import sqlalchemy as sa
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from connectors.readers import ROW, RawBatch
 from connectors.spec import Column, Identity, Source
 from guardline.errors import DeliveryError, Unavailable
+from staging.stage import Watermark
 
 LOOKBACK_PERIODS = 16
 LOOKBACK_DAYS = 400
@@ -68,14 +68,6 @@ CONTRIBUTIONS = Source(
 )
 
 TABLES = (EMPLOYMENT, CONTRIBUTIONS)
-
-
-@dataclass(frozen=True)
-class Watermark:
-    """The latest period and event date staged so far; it only ever moves forward."""
-
-    period: int | None = None
-    event_date: date | None = None
 
 
 def read_only_url(url: str) -> sa.URL:

@@ -1,15 +1,10 @@
 """registry/: the rural population register (防返贫监测信息系统 export).
 
-A new export replaces the previous one as a whole; a run for date D reads the latest
-export received on or before D (the date in its file name, else its modification
-date).
+Delivered whole (``snapshot``): a new export replaces the previous one as a whole; a
+run for date D reads the latest export made on or before D (connectors.arrival).
 """
 
 from __future__ import annotations
-
-import re
-from datetime import date, datetime
-from pathlib import Path
 
 from connectors.spec import Column, Identity, Source
 
@@ -49,23 +44,5 @@ SOURCE = Source(
     event_date=None,
     min_id_valid=0.9,
     key_conflicts="quarantine",
+    snapshot=True,
 )
-
-_DATE_IN_NAME = re.compile(r"(20\d{2})-?(\d{2})-?(\d{2})")
-
-
-def export_date(path: Path) -> date:
-    """When an export was made: the date in its name, else the file's modification date."""
-    m = _DATE_IN_NAME.search(path.stem)
-    if m:
-        try:
-            return date(int(m[1]), int(m[2]), int(m[3]))
-        except ValueError:
-            pass
-    return datetime.fromtimestamp(path.stat().st_mtime).date()
-
-
-def current_export(paths: list[Path], as_of: date) -> list[Path]:
-    """The latest export received on or before ``as_of`` (none if all are later)."""
-    eligible = [p for p in paths if export_date(p) <= as_of]
-    return [max(eligible, key=lambda p: (export_date(p), p.name))] if eligible else []

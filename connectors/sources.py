@@ -15,6 +15,9 @@ FILE_SOURCES: tuple[Source, ...] = (
 DATABASE_SOURCES: tuple[Source, ...] = human_resources.TABLES
 ALL: tuple[Source, ...] = FILE_SOURCES + DATABASE_SOURCES
 BY_STAGE_NAME: dict[str, Source] = {s.stage_name: s for s in ALL}
+REGISTER: Source = registry.SOURCE  # what every other source's records are linked to
+# The stage names of the records linked to the register, in a fixed order.
+RECORD_STAGES: tuple[str, ...] = tuple(s.stage_name for s in ALL if s is not REGISTER)
 DEPARTMENTS: tuple[str, ...] = (
     "registry",
     "civil_affairs",

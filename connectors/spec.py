@@ -78,6 +78,9 @@ class Source:
     # The record's own amount (元) as analysts see it beside its pseudonym: an expression
     # over the canonical columns, or None for a record without one.
     amount: pl.Expr | None = None
+    # Delivered whole (the register): a new export replaces the staged records as a
+    # whole, and a night reads the latest export made on or before it.
+    snapshot: bool = False
     table: str | None = None  # for a database source: the table (or view) read
     checks: tuple[Check, ...] = ()
 

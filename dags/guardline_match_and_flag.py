@@ -37,12 +37,14 @@ def guardline_match_and_flag():
 
     @task(map_index_template="{{ county }}")
     @orch.guarded
-    def match(county: str) -> dict:
+    def match(county: str, as_of: str) -> dict:
+        from datetime import date
+
         from guardline import steps
 
         get_current_context()["county"] = county
         _, stage_root, _ = orch.folders()
-        return steps.match(stage_root, county, SPEC["matching_settings"])
+        return steps.match(stage_root, county, date.fromisoformat(as_of), SPEC["matching_settings"])
 
     @task(map_index_template="{{ county }}")
     @orch.guarded
@@ -84,7 +86,7 @@ def guardline_match_and_flag():
         return steps.publish(stage_root, outbox, list(counties), date.fromisoformat(as_of))
 
     as_of, staged = task(orch.night, task_id="night")(), counties()
-    matched = match.expand(county=staged)
+    matched = match.partial(as_of=as_of).expand(county=staged)
     flagged = rules.partial(as_of=as_of).expand(county=staged)
     matched >> flagged >> load(staged, as_of) >> publish(staged, as_of)
 

@@ -144,7 +144,7 @@ def ingest(
     unknown = set(source or ()) - set(DEPARTMENTS)
     if unknown:
         raise GuardlineError(f"unknown source {', '.join(sorted(unknown))}: use {', '.join(DEPARTMENTS)}")
-    from connectors.stage import stage_lock
+    from staging.stage import stage_lock
 
     with stage_lock(stage, lock_timeout):
         result = run(inbox, _as_of(as_of), stage, hr_url, reports, source)
@@ -160,16 +160,17 @@ def match(
     stage: Annotated[Path, typer.Option(help="Staging folder written by `guardline ingest`.")] = Path(
         "stage"
     ),
+    as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
     settings: Annotated[str, typer.Option(help="Matching settings: china, or a YAML file.")] = "china",
     show_model: Annotated[
         bool, typer.Option(help="Print what the model learned: m, u and weight per level.")
     ] = False,
 ) -> None:
-    """Link every staged department record to a person and household of the register."""
-    from connectors.stage import Stage
+    """Link every department record the night D sees to a person and household of the register."""
     from matching.run import match_stage
+    from staging.stage import Stage
 
-    result = match_stage(Stage(stage), settings)
+    result = match_stage(Stage(stage), _as_of(as_of), settings)
     if result.result is None:
         console.print("no department record staged yet: nothing to link")
         return
@@ -205,9 +206,9 @@ def flag(
     config: Annotated[Path | None, typer.Option(help="Local thresholds (default rules/config.yaml).")] = None,
 ) -> None:
     """Check the rules for every household as of D: flags with evidence, and exit candidates."""
-    from connectors.stage import Stage
     from rules.catalogue import Catalogue
     from rules.run import flag_stage
+    from staging.stage import Stage
 
     result = flag_stage(Stage(stage), _as_of(as_of), Catalogue.load(catalogue, config))
     table = Table(title=f"Flags as of {result.as_of}")
@@ -352,7 +353,7 @@ def load(
     ] = False,
 ) -> None:
     """Load the night into the warehouse in one transaction (re-loading changes nothing)."""
-    from connectors.stage import Stage
+    from staging.stage import Stage
     from warehouse.db import default_url, engine
     from warehouse.load import load_night
 
@@ -364,6 +365,33 @@ def load(
         + ", ".join(f"{k} {v:,}" for k, v in result.rows.items())
         + f" in {result.seconds:.1f} s into {url.split('@')[-1]}"
     )
+
+
+@app.command()
+def history(
+    record: Annotated[str, typer.Argument(help="A record's key (source_record_id), as the links and lists name it.")],
+    stage: Annotated[Path, typer.Option(help="Staging folder.")] = Path("stage"),
+) -> None:
+    """Every version of one record: the night it arrived, the file and row it came in,
+    and what it said (full identifiers: the stage is the monitoring role's)."""
+    from staging.stage import Stage
+
+    versions = Stage(stage).history(record)
+    if versions.height == 0:
+        raise GuardlineError(f"no record {record!r} in {stage}")
+    hidden = {"source_record_id", "stage_name", "arrived", "version", "file", "row", "source"}
+    table = Table(title=f"{record}: {versions.height} version(s)")
+    for col in ("source", "arrived", "file", "row", "values"):
+        table.add_column(col)
+    previous: dict[str, dict] = {}
+    for row in versions.iter_rows(named=True):
+        values = {k: v for k, v in row.items() if k not in hidden and v is not None}
+        before = previous.get(row["stage_name"], {})
+        shown = {k: v for k, v in values.items() if before.get(k) != v} if before else values
+        previous[row["stage_name"]] = values
+        text = "; ".join(f"{k}={v}" for k, v in shown.items()) or "(no change)"
+        table.add_row(row["stage_name"], str(row["arrived"]), row["file"], str(row["row"]), text)
+    console.print(table)
 
 
 @app.command()
@@ -410,7 +438,7 @@ def lists(
     outbox: Annotated[Path, typer.Option(help="Where the township lists go.")] = Path("outbox"),
 ) -> None:
     """Write one Excel list (and a CSV) per township of the households to visit."""
-    from connectors.stage import Stage
+    from staging.stage import Stage
     from warehouse.lists import write_stage_lists
 
     day = _as_of(as_of)
@@ -423,20 +451,22 @@ def evaluate(
     truth: Annotated[
         Path, typer.Option(help="A truth folder (links.csv, flags.csv), as `guardline generate` writes.")
     ],
-    stage: Annotated[Path, typer.Option(help="Staging folder holding links.parquet and flags/.")] = Path(
+    stage: Annotated[Path, typer.Option(help="Staging folder with the night's links and flags.")] = Path(
         "stage"
     ),
 ) -> None:
     """Precision, recall and F1 of the links, and of the flags, against a ground truth."""
     import json
 
-    from connectors.stage import Stage
     from matching.evaluate import link_metrics, read_truth
     from matching.run import staged_links
     from rules.evaluate import flag_metrics
+    from staging.stage import Stage
 
     st = Stage(stage)
-    m = link_metrics(staged_links(st), read_truth(truth))
+    manifest = truth / "manifest.json"
+    night = date.fromisoformat(json.loads(manifest.read_text(encoding="utf-8"))["as_of"]) if manifest.exists() else None
+    m = link_metrics(staged_links(st, night if night in st.nights("links") else None), read_truth(truth))
     table = Table(title=f"Against {truth}")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -453,13 +483,11 @@ def evaluate(
             f"{m.outsiders_linked:,} of {m.outsiders:,} ({m.outsiders_linked_share:.2%})",
         ),
     ]
-    manifest = truth / "manifest.json"
     flags_file = truth / "flags.csv"
-    if manifest.exists() and flags_file.exists():
-        as_of = json.loads(manifest.read_text(encoding="utf-8"))["as_of"]
-        ours = st.root / "flags" / f"{as_of}.parquet"
-        if ours.exists():
-            f = flag_metrics(pl.read_parquet(ours), pl.read_csv(flags_file, infer_schema=False))
+    if night is not None and flags_file.exists():
+        ours = st.nightly("flags", night)
+        if ours is not None:
+            f = flag_metrics(ours, pl.read_csv(flags_file, infer_schema=False))
             rows += [
                 ("flags expected", f"{f.expected:,}"),
                 ("flags raised", f"{f.flagged:,}"),
@@ -467,7 +495,7 @@ def evaluate(
                 ("flag recall", f"{f.recall:.4f}"),
             ]
         else:
-            rows.append(("flags", f"none for {as_of}: run `guardline flag --as-of {as_of}`"))
+            rows.append(("flags", f"none for {night}: run `guardline flag --as-of {night}`"))
     for label, value in rows:
         table.add_row(label, value)
     console.print(table)
@@ -517,12 +545,12 @@ app.add_typer(review, name="review")
 @review.command("export")
 def review_export(
     file: Annotated[Path, typer.Argument(help="CSV to write (UTF-8, opens in Excel).")],
-    stage: Annotated[Path, typer.Option(help="Staging folder holding links.parquet.")] = Path("stage"),
+    stage: Annotated[Path, typer.Option(help="Staging folder with the night's links.")] = Path("stage"),
 ) -> None:
     """Write every record in review with its candidates and an empty decision column."""
-    from connectors.stage import Stage
     from matching.review import export_review
     from matching.run import staged_links
+    from staging.stage import Stage
 
     n = export_review(staged_links(Stage(stage)), file)
     console.print(f"{n:,} records in review written to {file}: fill decision with accept or reject")
@@ -534,22 +562,12 @@ def review_import(
     stage: Annotated[Path, typer.Option(help="Staging folder.")] = Path("stage"),
 ) -> None:
     """Read a reviewer's decisions, remember them, and apply them to the links."""
-    from connectors.stage import Stage
-    from matching.review import DECISIONS, apply_decisions, decisions_of, read_decisions, remember
-    from matching.run import LINKS, staged_links
+    from matching.review import import_review
+    from staging.stage import Stage
 
-    st = Stage(stage)
     if not file.exists():
         raise GuardlineError(f"no review file at {file}")
-    persons = st.records("registry")
-    if persons is None:
-        raise GuardlineError("no register staged yet")
-    decisions = read_decisions(file, persons)
-    everything = remember(decisions, decisions_of(st.root))
-    links = apply_decisions(staged_links(st), everything, persons)
-    with st.transaction():  # the decisions and the links they change, together
-        st.save_frame(DECISIONS, everything)
-        st.save_frame(LINKS, links)
+    decisions, links = import_review(Stage(stage), file)
     counts = dict(decisions.group_by("decision").len().iter_rows())
     console.print(
         f"decisions: {counts.get('accept', 0):,} accepted, {counts.get('reject', 0):,} rejected; "

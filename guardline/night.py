@@ -24,10 +24,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.stage import stage_lock
 from guardline.atomic import Hook
 from guardline.errors import GuardlineError, Unavailable
 from guardline.files import private_folder
+from staging.stage import stage_lock
 
 LOCK_TIMEOUT = 30.0  # seconds a second run waits for the first before it gives up
 
@@ -99,7 +99,7 @@ def preflight(
     rekey: bool = False,
 ) -> Iterator[sa.Engine]:
     """Everything a night needs, checked before any work, and held for the night."""
-    from connectors.ingest import default_hr_url
+    from connectors.extract import default_hr_url
     from warehouse.db import engine, night_lock, reach, upgrade
     from warehouse.load import check_key
     from warehouse.privacy import pseudonym_key
@@ -144,9 +144,9 @@ def run_night(
     stop the process there).
     """
     from connectors.ingest import ingest
-    from connectors.stage import Stage
     from matching.run import match_stage
     from rules.run import flag_stage
+    from staging.stage import Stage
     from warehouse.db import unreachable
     from warehouse.lists import write_lists
     from warehouse.load import load_night, record_run
@@ -166,14 +166,14 @@ def run_night(
 
         try:
             step("extract+validate", "ingested", lambda: ingest(inbox, as_of, stage_dir, hr_url, on_step=on_step))
-            _register_or_stop(result, stage_dir)
-            step("match", "matched", lambda: match_stage(Stage(stage_dir)))
+            _register_or_stop(result, stage_dir, as_of)
+            step("match", "matched", lambda: match_stage(Stage(stage_dir), as_of))
             step("rules", "flagged", lambda: flag_stage(Stage(stage_dir), as_of))
             step("load", "loaded", lambda: load_night(eng, Stage(stage_dir), as_of, demo=demo, rekey=rekey))
             step(
                 "publish",
                 "written",
-                lambda: write_lists(result.flagged.flags, Stage(stage_dir).records("registry"), as_of, outbox, on_step),
+                lambda: write_lists(result.flagged.flags, Stage(stage_dir).records("registry", as_of), as_of, outbox, on_step),
             )
         except GuardlineError as exc:
             result.stopped = str(exc)
@@ -187,12 +187,12 @@ def run_night(
     return result
 
 
-def _register_or_stop(result: NightResult, stage_dir: Path) -> None:
+def _register_or_stop(result: NightResult, stage_dir: Path, as_of: date) -> None:
     """No register staged, not even an earlier one: the night cannot go on, and the line
     says why (the register refused tonight, or none delivered)."""
-    from connectors.stage import Stage
+    from staging.stage import Stage
 
-    if Stage(stage_dir).records("registry") is not None:
+    if Stage(stage_dir).records("registry", as_of) is not None:
         return
     registry = next((s for s in result.ingested.sources if s.source == "registry"), None)
     if registry is not None and registry.refused:

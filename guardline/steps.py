@@ -18,8 +18,11 @@ from datetime import date
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from connectors.sources import REGISTER
 from guardline.errors import GuardlineError, Unavailable
 from guardline.files import private
+from staging.layout import Layout
+from staging.stage import Stage
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -61,7 +64,7 @@ def inbox_counties(inbox_root: Path) -> list[str]:
 def staged_counties(stage_root: Path) -> list[str]:
     """Counties with a staged register: the ones matching and rules can run for."""
     found = [
-        c for c in county_folders(stage_root) if (stage_root / c / "records" / "registry.parquet").exists()
+        c for c in county_folders(stage_root) if Stage(stage_root / c).versions(REGISTER.stage_name) is not None
     ]
     if not found:
         raise GuardlineError(f"no county under {stage_root} has a staged register yet")
@@ -69,7 +72,7 @@ def staged_counties(stage_root: Path) -> list[str]:
 
 
 def landing_folder(stage_root: Path, county: str, as_of: date, source: str) -> Path:
-    return stage_root / county / LANDING / as_of.isoformat() / source
+    return Layout(stage_root / county).landing(as_of, source)
 
 
 @writes_privately
@@ -78,7 +81,6 @@ def extract(
 ) -> str:
     """Read one county's new deliveries of ``source`` and land them; the landing's path."""
     from connectors.ingest import extract as extract_source
-    from connectors.stage import Stage
 
     # An exchange that does not answer raises Unavailable (worth retrying); a county with
     # no exchange database configured is not worth it.
@@ -114,7 +116,6 @@ def stage(landing_paths: list[str]) -> dict[str, dict]:
     """
     from connectors.ingest import Landing
     from connectors.ingest import stage as stage_landing
-    from connectors.stage import Stage
 
     out: dict[str, dict] = {}
     for path in landing_paths:
@@ -147,18 +148,16 @@ def refusals(source: str, staged: dict[str, dict]) -> str:
 
 
 @writes_privately
-def match(stage_root: Path, county: str, settings: str = "china") -> dict[str, int]:
-    """Link one county's staged records to its register; links by status."""
-    from connectors.stage import Stage
+def match(stage_root: Path, county: str, as_of: date, settings: str = "china") -> dict[str, int]:
+    """Link the records one county's night sees to its register; links by status."""
     from matching.run import match_stage
 
-    return match_stage(Stage(stage_root / county), settings).counts()
+    return match_stage(Stage(stage_root / county), as_of, settings).counts()
 
 
 @writes_privately
 def flag(stage_root: Path, county: str, as_of: date) -> dict[str, int]:
     """The rules for one county's night; firing flags by rule, and the exit candidates."""
-    from connectors.stage import Stage
     from rules.run import flag_stage
 
     result = flag_stage(Stage(stage_root / county), as_of)
@@ -171,7 +170,6 @@ def load(url: str, stage_root: Path, counties: list[str], as_of: date, run_id: s
     (naming the Airflow run); rows per table."""
     from datetime import datetime
 
-    from connectors.stage import Stage
     from warehouse.db import engine
     from warehouse.load import load_night, record_run
 
@@ -188,7 +186,6 @@ def load(url: str, stage_root: Path, counties: list[str], as_of: date, run_id: s
 @writes_privately
 def publish(stage_root: Path, outbox_root: Path, counties: list[str], as_of: date) -> list[str]:
     """The township lists of every county: ``<outbox>/<county>/<as_of>/<township>.xlsx``."""
-    from connectors.stage import Stage
     from warehouse.lists import write_stage_lists
 
     return [

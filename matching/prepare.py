@@ -3,15 +3,16 @@ normalised identifiers, the blocking keys, places found in free-text addresses."
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 
-from connectors.sources import ALL, BY_STAGE_NAME
+from connectors.sources import BY_STAGE_NAME, RECORD_STAGES
 from connectors.spec import Source
-from connectors.stage import Stage
 from matching.normalise import id_columns, id_derived, normalise_names, phone, place_key, places_in
+from staging.stage import Stage
 
 RECORD_KEYS = ("source", "source_record_id")
-DEPARTMENT_STAGES = tuple(s.stage_name for s in ALL if s.name != "registry")
 
 
 def _keys(frame: pl.DataFrame) -> pl.DataFrame:
@@ -70,13 +71,13 @@ def _source_records(
     return records.select(**cols)
 
 
-def records_frame(stage: Stage, register: pl.DataFrame) -> pl.DataFrame:
-    """Every staged department record -> the left side of matching."""
+def records_frame(stage: Stage, register: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """Every department record the night ``as_of`` sees -> the left side of matching."""
     townships = register["township_key"].drop_nulls().unique().to_list()
     villages = register["village_key"].drop_nulls().unique().to_list()
     frames = []
-    for stage_name in DEPARTMENT_STAGES:
-        records = stage.records(stage_name)
+    for stage_name in RECORD_STAGES:
+        records = stage.records(stage_name, as_of)
         if records is not None and records.height:
             frames.append(_source_records(BY_STAGE_NAME[stage_name], records, townships, villages))
     if not frames:

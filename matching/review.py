@@ -18,9 +18,9 @@ from pathlib import Path
 import polars as pl
 
 from guardline.csvsafe import revive, write_csv
-from guardline.errors import DeliveryError
+from guardline.errors import DeliveryError, GuardlineError
+from staging.stage import Stage
 
-DECISIONS = "review_decisions.parquet"
 COLUMNS = (
     "source",
     "source_record_id",
@@ -86,18 +86,23 @@ def read_decisions(path: Path, persons: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
-def remember(decisions: pl.DataFrame, earlier: pl.DataFrame | None) -> pl.DataFrame:
-    """The decisions already made with these added (a later decision on the same pair
-    wins): pure, the caller keeps the result."""
-    if earlier is not None:
-        old = earlier.join(decisions.select(*KEY, "person_id"), on=[*KEY, "person_id"], how="anti")
-        decisions = pl.concat([old, decisions])
-    return decisions.sort(*KEY, "person_id")
-
-
-def decisions_of(root: Path) -> pl.DataFrame | None:
-    path = root / DECISIONS
-    return pl.read_parquet(path) if path.exists() else None
+def import_review(stage: Stage, path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A reviewer's decisions, checked, remembered from the latest night matched on, and
+    applied to that night's links — the decisions and the links together, or neither.
+    An earlier night re-run later keeps the decisions it had. (decisions, links)."""
+    nights = stage.nights("links")
+    if not nights:
+        raise GuardlineError(f"no links in {stage.root}: run `guardline match` first")
+    night = nights[-1]
+    persons = stage.records("registry", night)
+    if persons is None:
+        raise GuardlineError("no register staged yet")
+    decisions = read_decisions(path, persons)
+    with stage.transaction():
+        stage.add_decisions(decisions, night)
+        links = apply_decisions(stage.nightly("links", night), stage.decisions(night), persons)
+        stage.save_nightly("links", night, links)
+    return decisions, links
 
 
 def apply_decisions(

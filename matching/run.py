@@ -1,9 +1,10 @@
 """Matching over the staging area: the step ``guardline match`` and the DAGs call.
 
-Reads the staged register and department records, links them with the Chinese
-settings and writes ``links.parquet`` beside them: one row per department record
-(source, source_record_id, person_id, household_id, match_status,
-match_probability, match_method, explanation, candidates for review).
+Reads the register and department records a night sees (what had arrived by it),
+links them with the Chinese settings and keeps the night's links in the stage: one row
+per department record (source, source_record_id, person_id, household_id,
+match_status, match_probability, match_method, explanation, candidates for review),
+the reviewers' decisions that apply that night applied.
 """
 
 from __future__ import annotations
@@ -11,19 +12,17 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import date
 
 import polars as pl
 
-from connectors.stage import Stage
 from guardline.errors import GuardlineError
 from matching.blocking import LI, RI
 from matching.linker import LinkResult, link
 from matching.prepare import records_frame, register_frame
-from matching.review import apply_decisions, decisions_of
+from matching.review import apply_decisions
 from matching.settings import Settings
-
-LINKS = "links.parquet"
-
+from staging.stage import Stage
 
 LINK_SCHEMA = {
     "source": pl.String,
@@ -97,31 +96,38 @@ def links_frame(decisions: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame
     )
 
 
-def match_stage(stage: Stage, settings: str = "china") -> MatchResult:
-    """Link every staged department record to the staged register; write the links."""
+def match_stage(stage: Stage, as_of: date, settings: str = "china") -> MatchResult:
+    """Link every department record the night ``as_of`` sees to its register; keep the
+    night's links."""
     timings = {}
     t = time.perf_counter()
-    persons = stage.records("registry")
+    persons = stage.records("registry", as_of)
     if persons is None or persons.height == 0:
-        raise GuardlineError("no register staged yet: run `guardline ingest` with a registry/ export first")
+        raise GuardlineError(
+            f"no register staged by {as_of}: run `guardline ingest` with a registry/ export first"
+        )
     right = register_frame(persons)
-    left = records_frame(stage, right)
+    left = records_frame(stage, right, as_of)
     if left.height == 0:  # every department refused or silent so far: nothing to link, the night goes on
         links = pl.DataFrame(schema=LINK_SCHEMA)
-        stage.save_frame(LINKS, links)
+        stage.save_nightly("links", as_of, links)
         return MatchResult(links, None, left, right, timings)
     timings["prepare"] = time.perf_counter() - t
     result = link(left, right, Settings.load(settings))
     timings.update(result.timings)
     t = time.perf_counter()
-    links = apply_decisions(links_frame(result.decisions, left, right), decisions_of(stage.root), persons)
-    stage.save_frame(LINKS, links)
+    links = apply_decisions(links_frame(result.decisions, left, right), stage.decisions(as_of), persons)
+    stage.save_nightly("links", as_of, links)
     timings["write"] = time.perf_counter() - t
     return MatchResult(links, result, left, right, timings)
 
 
-def staged_links(stage: Stage) -> pl.DataFrame:
-    path = stage.root / LINKS
-    if not path.exists():
-        raise GuardlineError(f"no links in {stage.root}: run `guardline match` first")
-    return pl.read_parquet(path)
+def staged_links(stage: Stage, as_of: date | None = None) -> pl.DataFrame:
+    """The links of the night ``as_of`` (None: of the latest night matched)."""
+    nights = stage.nights("links")
+    night = as_of if as_of is not None else (nights[-1] if nights else None)
+    links = stage.nightly("links", night) if night is not None else None
+    if links is None:
+        when = f" for {as_of}" if as_of is not None else ""
+        raise GuardlineError(f"no links{when} in {stage.root}: run `guardline match` first")
+    return links

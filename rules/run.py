@@ -1,6 +1,6 @@
-"""Rules over the staging area for one night: features, flags with their lifecycle,
-exit candidates, written under ``stage/flags/``, ``stage/exit/``, ``stage/features/``.
-The step ``guardline flag`` and the DAGs call."""
+"""Rules over the staging area for one night: features, flags with their lifecycle and
+exit candidates of the night, from the records it sees and its links; the lifecycle
+continues the latest earlier night's flags. The step ``guardline flag`` and the DAGs call."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from datetime import date
 
 import polars as pl
 
-from connectors.stage import Stage
 from guardline.errors import GuardlineError
 from rules.catalogue import Catalogue
 from rules.engine import evaluate, exit_candidates
 from rules.features import Inputs, feature_table
 from rules.lifecycle import lifecycle
+from staging.stage import Stage
 
 
 @dataclass
@@ -40,6 +40,16 @@ class FlagResult:
     def households(self) -> int:
         """Households to visit tonight."""
         return self.firing["household_id"].n_unique()
+
+
+INPUT_STAGES = (
+    "registry",
+    "health_insurance",
+    "civil_affairs",
+    "emergency_management",
+    "human_resources.rs_employment_event",
+    "human_resources.rs_contribution_month",
+)
 
 
 def inputs_from(records: dict[str, pl.DataFrame | None], links: pl.DataFrame) -> Inputs:
@@ -68,35 +78,17 @@ def compute(
     return features, flags, exit_candidates(features, flags, catalogue, as_of)
 
 
-def previous_run(stage: Stage, as_of: date) -> pl.DataFrame | None:
-    """The flags of the latest run before ``as_of``."""
-    folder = stage.root / "flags"
-    earlier = (
-        sorted(p for p in folder.glob("*.parquet") if date.fromisoformat(p.stem) < as_of)
-        if folder.exists()
-        else []
-    )
-    return pl.read_parquet(earlier[-1]) if earlier else None
-
-
 def flag_stage(stage: Stage, as_of: date, catalogue: Catalogue | None = None) -> FlagResult:
     """Features, flags and exit candidates for the night ``as_of``, kept by date."""
-    from matching.run import staged_links
-
-    names = (
-        "registry",
-        "health_insurance",
-        "civil_affairs",
-        "emergency_management",
-        "human_resources.rs_employment_event",
-        "human_resources.rs_contribution_month",
-    )
-    inputs = inputs_from({n: stage.records(n) for n in names}, staged_links(stage))
+    links = stage.nightly("links", as_of)
+    if links is None:
+        raise GuardlineError(f"no links for {as_of} in {stage.root}: run `guardline match --as-of {as_of}` first")
+    inputs = inputs_from({n: stage.records(n, as_of) for n in INPUT_STAGES}, links)
     features, fired, exits = compute(inputs, as_of, catalogue)
-    flags = lifecycle(fired, previous_run(stage, as_of), as_of)
+    flags = lifecycle(fired, stage.before("flags", as_of), as_of)
     with stage.transaction():  # the night's three files together, or none of them
-        stage.save_frame(f"flags/{as_of.isoformat()}.parquet", flags)
-        stage.save_frame(f"exit/{as_of.isoformat()}.parquet", exits)
+        stage.save_nightly("flags", as_of, flags)
+        stage.save_nightly("exit", as_of, exits)
         # in a fixed order: re-running a night writes the same file
-        stage.save_frame(f"features/{as_of.isoformat()}.parquet", features.sort("household_id"))
+        stage.save_nightly("features", as_of, features.sort("household_id"))
     return FlagResult(as_of, flags, exits, features)

@@ -42,7 +42,7 @@ def main(what: str, args: dict) -> None:
     hook = killer(args["kill_at"]) if "kill_at" in args else pauser(args["pause_at"], args["signal"], args["seconds"])
     if what == "stage":
         from connectors.ingest import Landing, stage
-        from connectors.stage import Stage
+        from staging.stage import Stage
 
         stage(Landing.load(Path(args["landing"])), Stage(Path(args["stage"])), on_step=hook)
     elif what == "lists":

@@ -399,7 +399,7 @@ def test_a_refused_delivery_fails_its_run_and_names_source_county_and_reason(iso
     alerts = [json.loads(line) for line in (stage / "alerts.jsonl").read_text().splitlines()]
     assert [(a["source"], a["task_id"]) for a in alerts] == [("civil_affairs", "verdict")]
     assert COUNTY in alerts[0]["reason"] and "mz_changes_202612.xlsx" in alerts[0]["reason"]
-    from connectors.stage import Stage
+    from staging.stage import Stage
 
     quarantined = Stage(stage / COUNTY).quarantine()
     refused = quarantined.filter(pl.col("reason").str.contains("not a readable"))

@@ -15,8 +15,8 @@ import pytest
 from connectors import health_insurance, human_resources, readers
 from connectors.canonical import canonicalize
 from connectors.ingest import ingest
-from connectors.stage import Stage
 from guardline.errors import DeliveryError
+from staging.stage import Stage
 from tests import handmade
 from tests.conftest import AS_OF, inbox
 
@@ -491,7 +491,7 @@ def test_missing_exchange_database_fails_only_human_resources(tmp_path):
 
 
 def test_the_register_is_the_latest_export_received_by_the_run_date(clean_county, tmp_path):
-    from connectors import registry
+    from connectors import arrival
 
     folder = tmp_path / "registry"
     folder.mkdir()
@@ -499,12 +499,12 @@ def test_the_register_is_the_latest_export_received_by_the_run_date(clean_county
     for day in ("20261101", "20261120", "20261201"):
         shutil.copy(original, folder / f"register_{day}.csv")
     paths = sorted(folder.iterdir())
-    assert [p.name for p in registry.current_export(paths, date(2026, 11, 27))] == ["register_20261120.csv"]
-    assert registry.current_export(paths, date(2026, 10, 1)) == []
+    assert [p.name for p in arrival.current_export(paths, date(2026, 11, 27))] == ["register_20261120.csv"]
+    assert arrival.current_export(paths, date(2026, 10, 1)) == []
 
 
 def test_a_stage_with_the_old_single_ledger_keeps_its_files_known(clean_county, tmp_path):
-    from connectors.stage import Stage
+    from staging.stage import Stage
 
     ingest(inbox(clean_county), AS_OF, tmp_path)
     stage = Stage(tmp_path)

@@ -9,13 +9,13 @@ import polars as pl
 import pytest
 
 from connectors.ingest import ingest
-from connectors.stage import Stage
 from guardline.errors import GuardlineError
 from matching.blocking import LI, RI
 from matching.evaluate import link_metrics, read_truth
 from matching.normalise import id_columns, id_derived, normalise_names, phone, place_key
 from matching.run import match_stage
 from matching.settings import Settings
+from staging.stage import Stage
 from tests.conftest import AS_OF
 
 
@@ -105,7 +105,7 @@ def test_settings_are_data_and_wrong_ones_are_refused(tmp_path):
 def matched(county, tmp_path_factory):
     stage = Stage(tmp_path_factory.mktemp("matchstage"))
     ingest(county.out / "inbox", AS_OF, stage.root)
-    return county, stage, match_stage(stage)
+    return county, stage, match_stage(stage, AS_OF)
 
 
 def test_links_reach_the_targets_on_the_synthetic_county(matched):
@@ -182,13 +182,13 @@ def test_every_decision_explains_itself(matched):
 
 def test_matching_is_repeatable(matched):
     _, stage, result = matched
-    again = match_stage(stage)
+    again = match_stage(stage, AS_OF)
     assert again.links.equals(result.links)
 
 
 def test_matching_needs_a_register(tmp_path):
     with pytest.raises(GuardlineError, match="no register staged"):
-        match_stage(Stage(tmp_path))
+        match_stage(Stage(tmp_path), AS_OF)
 
 
 def test_the_same_engine_links_febrl4():
@@ -215,7 +215,7 @@ def test_review_decisions_are_read_back_and_remembered(matched, tmp_path):
     import csv
     import shutil
 
-    from matching.review import DECISIONS, decisions_of, export_review, read_decisions, remember
+    from matching.review import export_review, import_review
 
     _, shared, result = matched
     stage = Stage(shutil.copytree(shared.root, tmp_path / "stage"))  # the module's stage stays as matched
@@ -242,8 +242,8 @@ def test_review_decisions_are_read_back_and_remembered(matched, tmp_path):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    stage.save_frame(DECISIONS, remember(read_decisions(path, stage.records("registry")), decisions_of(stage.root)))
-    again = match_stage(stage).links
+    import_review(stage, path)
+    again = match_stage(stage, AS_OF).links
     by_key = {(r["source"], r["source_record_id"]): r for r in again.iter_rows(named=True)}
     assert by_key[accept]["match_status"] == "matched" and by_key[accept]["match_method"] == "reviewed"
     assert by_key[reject]["match_status"] == "unmatched" and by_key[reject]["match_method"] == "reviewed"

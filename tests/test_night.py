@@ -19,10 +19,10 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.ingest import Landing, extract, ingest, stage, validate
-from connectors.stage import Stage
 from connectors.validation import Validator
 from guardline.atomic import recover
-from guardline.cli import invoke
+from guardline.cli import invoke, today
+from staging.stage import Stage
 from synth.generate import generate
 from tests.conftest import AS_OF
 
@@ -328,14 +328,14 @@ def test_the_demo_is_clean_on_any_day_however_often_it_runs(tmp_path, monkeypatc
     out = tmp_path / "demo"
     assert invoke(["demo", "--out", str(out), "--households", "150"]) == 0
     first = {n: Stage(out / "stage").records(n).height for n in ("registry", "health_insurance")}
-    links = pl.read_parquet(out / "stage" / "links.parquet")
+    links = Stage(out / "stage").nightly("links", today())
     # A demo of another day left behind: its inbox and stage must not mix with today's.
     (out / "inbox" / "health_insurance" / "yb_settlement_190001.csv").write_bytes(
         (out / "inbox" / "health_insurance").glob("*.csv").__next__().read_bytes().replace(b"JS", b"OLD")
     )
     assert invoke(["demo", "--out", str(out), "--households", "150"]) == 0
     assert {n: Stage(out / "stage").records(n).height for n in first} == first
-    again = pl.read_parquet(out / "stage" / "links.parquet")
+    again = Stage(out / "stage").nightly("links", today())
     assert again.group_by("match_status").len().sort("match_status").equals(
         links.group_by("match_status").len().sort("match_status")
     )

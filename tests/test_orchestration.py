@@ -14,11 +14,11 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from connectors.ingest import Landing, extract, ingest, stage, validate
-from connectors.stage import Stage
 from connectors.validation import Validator
 from guardline import orchestration as orch
 from guardline import steps
 from guardline.errors import DeliveryError, GuardlineError, Unavailable
+from staging.stage import Stage
 from tests.conftest import AS_OF, inbox
 
 

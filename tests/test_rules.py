@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 
 from connectors.ingest import ingest
-from connectors.stage import Stage
 from guardline.errors import GuardlineError
 from matching.run import match_stage
 from rules.catalogue import Catalogue
@@ -17,6 +16,7 @@ from rules.evaluate import flag_metrics
 from rules.features import Inputs
 from rules.lifecycle import lifecycle
 from rules.run import compute, flag_stage
+from staging.stage import Stage
 from tests.conftest import AS_OF
 
 D = date(2026, 11, 27)
@@ -460,7 +460,7 @@ def test_lifecycle_over_three_nights():
 def flagged(county, tmp_path_factory):
     stage = Stage(tmp_path_factory.mktemp("flagstage"))
     ingest(county.out / "inbox", AS_OF, stage.root)
-    match_stage(stage)
+    match_stage(stage, AS_OF)
     return county, stage, flag_stage(stage, AS_OF)
 
 
@@ -472,7 +472,7 @@ def default_night(tmp_path_factory):
     county = generate(tmp_path_factory.mktemp("default_county"), as_of=AS_OF)
     stage = Stage(tmp_path_factory.mktemp("default_stage"))
     ingest(county.out / "inbox", AS_OF, stage.root)
-    match_stage(stage)
+    match_stage(stage, AS_OF)
     return county, stage, flag_stage(stage, AS_OF)
 
 
@@ -530,6 +530,7 @@ def test_flag_run_is_kept_by_date_and_rerun_is_identical(flagged):
     _, stage, result = flagged
     again = flag_stage(stage, AS_OF)
     assert again.flags.equals(result.flags)
+    match_stage(stage, AS_OF + timedelta(days=1))
     later = flag_stage(stage, AS_OF + timedelta(days=1))
     assert set(later.flags["status"]) <= {"continuing", "new", "resolved"}
     assert (later.flags.filter(pl.col("status") == "continuing")["first_flagged_date"] == AS_OF).all()

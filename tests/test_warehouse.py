@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.ingest import ingest
-from connectors.stage import Stage
 from matching.run import match_stage
 from rules.run import flag_stage
+from staging.stage import Stage
 from synth.generate import generate
 from tests.conftest import AS_OF
 from warehouse import load as load_module
@@ -30,7 +30,7 @@ def night(tmp_path_factory):
     county = generate(tmp_path_factory.mktemp("wh_county"), households=300, seed=9, as_of=AS_OF)
     stage = Stage(tmp_path_factory.mktemp("wh_stage"))
     ingest(county.out / "inbox", AS_OF, stage.root)
-    match_stage(stage)
+    match_stage(stage, AS_OF)
     flag_stage(stage, AS_OF)
     return stage
 
@@ -80,7 +80,7 @@ def _digest(eng: sa.Engine) -> dict[str, str]:
 def test_loading_a_night_twice_leaves_every_table_identical(night, warehouse):
     first = load_night(warehouse, night, AS_OF, demo=True)
     assert first.rows["persons"] == night.records("registry").height
-    assert first.rows["record_links"] == pl.read_parquet(night.root / "links.parquet").height
+    assert first.rows["record_links"] == night.nightly("links", AS_OF).height
     staged = sum(
         night.records(n).height
         for n in (
@@ -148,12 +148,12 @@ def test_views_have_the_contracts_columns_and_analysts_see_no_full_identifier(ni
             "evidence",
             "assistance",
         ]
-        assert len(flagged.fetchall()) == pl.read_parquet(night.root / "flags" / f"{AS_OF}.parquet").height
+        assert len(flagged.fetchall()) == night.nightly("flags", AS_OF).height
         masked = c.execute(sa.text("SELECT * FROM v_persons_masked")).mappings().fetchall()
         summary = c.execute(sa.text("SELECT sum(households) FROM v_township_summary")).scalar_one()
         version = c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
     assert version == _head_revision()
-    firing = pl.read_parquet(night.root / "flags" / f"{AS_OF}.parquet").filter(pl.col("status") != "resolved")
+    firing = night.nightly("flags", AS_OF).filter(pl.col("status") != "resolved")
     assert summary == firing.select("household_id", "rule_id", "severity").unique().height
     full = set(night.records("registry")["id_number"])
     assert masked and not any(row["id_masked"] in full for row in masked)
@@ -217,7 +217,7 @@ def test_a_load_killed_mid_way_leaves_the_previous_state_and_the_next_completes(
     warehouse.dispose()  # DuckDB: one process may hold the file
     signal_file = tmp_path / "paused"
     code = (
-        "from datetime import date; from pathlib import Path; from connectors.stage import Stage; "
+        "from datetime import date; from pathlib import Path; from staging.stage import Stage; "
         "from warehouse.db import engine; from warehouse.load import load_night; "
         f"load_night(engine({url!r}), Stage(Path({str(night.root)!r})), date.fromisoformat({AS_OF.isoformat()!r}),"
         " demo=True)"

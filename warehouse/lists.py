@@ -16,11 +16,11 @@ from pathlib import Path
 import polars as pl
 import xlsxwriter
 
-from connectors.stage import Stage
 from guardline.atomic import Hook, recover, transaction
 from guardline.csvsafe import write_csv
 from guardline.errors import GuardlineError
 from rules.features import head_rows
+from staging.stage import Stage
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 SEVERITY_WORDS = {"high": "高", "medium": "中", "low": "低"}
@@ -213,10 +213,10 @@ def _township_csv(part: pl.DataFrame, path: Path) -> None:
 
 def write_stage_lists(stage: Stage, as_of: date, outbox: Path) -> list[Path]:
     """The lists of the night ``as_of`` from a stage's flags and register."""
-    flags = stage.root / "flags" / f"{as_of.isoformat()}.parquet"
-    register = stage.records("registry")
-    if not flags.exists() or register is None:
+    flags = stage.nightly("flags", as_of)
+    register = stage.records("registry", as_of)
+    if flags is None or register is None:
         raise GuardlineError(
             f"no flags for {as_of} in {stage.root}: run `guardline flag --as-of {as_of}` first"
         )
-    return write_lists(pl.read_parquet(flags), register, as_of, outbox)
+    return write_lists(flags, register, as_of, outbox)

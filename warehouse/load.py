@@ -10,7 +10,6 @@ PostgreSQL takes COPY — never row by row.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -21,12 +20,11 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
-from connectors.sources import BY_STAGE_NAME
-from connectors.stage import Stage
+from connectors.sources import BY_STAGE_NAME, RECORD_STAGES
+from guardline.atomic import Hook
 from guardline.errors import GuardlineError
-from matching.prepare import DEPARTMENT_STAGES
-from matching.review import decisions_of
 from rules.features import head_rows
+from staging.stage import Stage
 from warehouse import schema
 from warehouse.db import upgrade
 from warehouse.privacy import (
@@ -90,25 +88,12 @@ def _replace(
     return bulk_insert(conn, table, frame)
 
 
-PAUSE = "GUARDLINE_FAULT_PAUSE"  # seconds to stop mid-load, with a signal file: for the kill test
-
-
-def _pause_for_fault_injection() -> None:
-    """Stop in the middle of the load's transaction when the kill test asks for it."""
-    spec = os.environ.get(PAUSE)
-    if spec:
-        seconds, _, signal_file = spec.partition(":")
-        if signal_file:
-            Path(signal_file).touch()
-        time.sleep(float(seconds))
-
-
-def staged_records(stage: Stage) -> pl.DataFrame:
-    """Every staged department record: its key, origin, date, its own amount (by its
-    source's declaration) and the canonical values as JSON."""
+def staged_records(stage: Stage, as_of: date) -> pl.DataFrame:
+    """Every department record the night sees: its key, origin, date, its own amount (by
+    its source's declaration) and the canonical values as JSON."""
     frames = []
-    for stage_name in DEPARTMENT_STAGES:
-        records = stage.records(stage_name)
+    for stage_name in RECORD_STAGES:
+        records = stage.records(stage_name, as_of)
         if records is None or records.height == 0:
             continue
         values = [
@@ -180,26 +165,23 @@ def code_version() -> str:
 
 def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> dict[str, pl.DataFrame]:
     """What one county's stage contributes to the warehouse for the night ``as_of``."""
-    register = stage.records("registry")
+    register = stage.records("registry", as_of)
     if register is None:
-        raise GuardlineError(f"no register staged yet in {stage.root}: run `guardline ingest` first")
-    links_path = stage.root / "links.parquet"
-    flags_path = stage.root / "flags" / f"{as_of.isoformat()}.parquet"
-    if not links_path.exists() or not flags_path.exists():
+        raise GuardlineError(f"no register staged by {as_of} in {stage.root}: run `guardline ingest` first")
+    links, flags = stage.nightly("links", as_of), stage.nightly("flags", as_of)
+    if links is None or flags is None:
         raise GuardlineError(
             f"the night of {as_of} is not complete in {stage.root}: run match and flag first"
         )
-    exits_path = stage.root / "exit" / f"{as_of.isoformat()}.parquet"
-    decisions = decisions_of(stage.root)
-    records = staged_records(stage)
-    links = pl.read_parquet(links_path)
+    exits = stage.nightly("exit", as_of)
+    decisions = stage.decisions(as_of)
+    records = staged_records(stage, as_of)
     if records.height:
         links = links.join(
             records.select("source", "source_record_id", "event_date", "amount"),
             on=["source", "source_record_id"],
             how="left",
         )
-    flags = pl.read_parquet(flags_path)
     return {
         "households": head_rows(register).with_columns(
             mask_phone(pl.col("phone")).alias("phone_masked"),
@@ -211,7 +193,7 @@ def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> di
         ),
         "record_links": links.with_columns(record_pseudonyms(links["source_record_id"], key)),
         "flags": flags.with_columns(pseudonymous_evidence(flags["evidence"], key)),
-        "exit_candidates": pl.read_parquet(exits_path) if exits_path.exists() else pl.DataFrame(),
+        "exit_candidates": exits if exits is not None else pl.DataFrame(),
         "processed_files": stage.ledger(),
         "source_records": records.drop("amount", strict=False),
         "quarantine": stage.quarantine(),
@@ -250,6 +232,20 @@ def _union(table: sa.Table, parts: list[tuple[str, pl.DataFrame]]) -> pl.DataFra
 
 
 KEY_SETTING = "pseudonym_key_fingerprint"
+LATEST_SETTING = "latest_night"  # the latest night loaded: whose state the state tables hold
+NIGHT_SCOPED = ("flags", "exit_candidates")
+
+
+def _latest_night(conn: sa.Connection, as_of: date) -> date:
+    """The latest night loaded before this one, now ``as_of`` if it is later."""
+    table = schema.settings
+    kept = conn.execute(sa.select(table.c.value).where(table.c.name == LATEST_SETTING)).scalar()
+    latest = date.fromisoformat(kept) if kept else None
+    if latest is not None and as_of <= latest:
+        return latest
+    conn.execute(table.delete().where(table.c.name == LATEST_SETTING))
+    conn.execute(table.insert().values(name=LATEST_SETTING, value=as_of.isoformat(), changed_at=datetime.now()))
+    return as_of
 
 
 def check_key(conn: sa.Connection, key: bytes, rekey: bool = False, write: bool = False) -> bool:
@@ -288,12 +284,19 @@ def load_night(
     as_of: date,
     demo: bool = False,
     rekey: bool = False,
+    on_step: Hook | None = None,
 ) -> LoadResult:
     """The register, links, the night's flags and exit candidates, processed files — of one
     stage, or of many counties' stages (``{county: stage}``) in one transaction.
 
+    The night's own tables (flags, exit candidates) are replaced for its date. The tables
+    of today's state (register, records, links, files, decisions) take the night's only
+    when no later night has been loaded: re-running an earlier night reproduces its flags
+    and leaves the state of the later night in place.
+
     ``rekey``: the pseudonym key changed on purpose; the pseudonymous evidence of earlier
-    nights is recomputed under the new key in the same transaction."""
+    nights is recomputed under the new key in the same transaction. ``on_step`` is called
+    with ``load:<table>`` before each table is written (the kill tests stop there)."""
     started = time.perf_counter()
     key = pseudonym_key(demo)
     counties = {"": stages} if isinstance(stages, Stage) else dict(stages)
@@ -304,16 +307,19 @@ def load_night(
     frames = {
         name: _union(table, [(c, n[name]) for c, n in nights.items()]) for name, table in tables.items()
     }
-    night_scoped = {"flags", "exit_candidates"}
+    hook = on_step or (lambda _step: None)
     upgrade(eng)
     result = LoadResult()
     with eng.begin() as conn:
         if check_key(conn, key, rekey, write=True):
             _rekey_earlier_flags(conn, as_of, key)
+        latest = _latest_night(conn, as_of)
         for name, table in tables.items():
-            if name == "flags":
-                _pause_for_fault_injection()
-            where = table.c.as_of_date == as_of if name in night_scoped else None
+            nightly = name in NIGHT_SCOPED
+            if not nightly and latest > as_of:
+                continue
+            hook(f"load:{name}")
+            where = table.c.as_of_date == as_of if nightly else None
             result.rows[name] = _replace(conn, table, frames[name], where)
     result.seconds = time.perf_counter() - started
     return result

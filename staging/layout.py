@@ -1,0 +1,81 @@
+"""Where everything lives in a stage folder: the one place that spells its paths.
+
+::
+
+    <stage>/layout.json                       the layout's version (see staging.migrate)
+    <stage>/versions/<source>.parquet         every version of every record, with the night it arrived
+    <stage>/ledger/<source>.parquet           every file (or exchange pull) and what became of its rows
+    <stage>/quarantine/<source>.parquet       every row not loaded, with its reason
+    <stage>/watermarks.json                   how far the 人社 exchange has been read
+    <stage>/links/<D>.parquet                 the night D's links of records to the register
+    <stage>/flags/<D>.parquet                 the night D's flags with their lifecycle
+    <stage>/exit/<D>.parquet                  the night D's exit candidates
+    <stage>/features/<D>.parquet              the night D's features per household
+    <stage>/review_decisions.parquet          the reviewers' decisions, with the night they apply from
+    <stage>/runs/<D>.json                     what each step of the night D did
+    <stage>/landing/<D>/<source>/             a sync DAG's landing between its tasks
+    <stage>/reports/                          Great Expectations' results and Data Docs
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+LAYOUT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def marker(self) -> Path:
+        return self.root / "layout.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
+
+    def versions(self, source: str) -> Path:
+        return self.root / "versions" / f"{source}.parquet"
+
+    def ledger(self, source: str) -> Path:
+        return self.root / "ledger" / f"{source}.parquet"
+
+    def quarantine(self, source: str) -> Path:
+        return self.root / "quarantine" / f"{source}.parquet"
+
+    @property
+    def watermarks(self) -> Path:
+        return self.root / "watermarks.json"
+
+    def nightly(self, kind: str, night: date) -> Path:
+        """``links``, ``flags``, ``exit`` or ``features`` of one night."""
+        return self.root / kind / f"{night.isoformat()}.parquet"
+
+    @property
+    def decisions(self) -> Path:
+        return self.root / "review_decisions.parquet"
+
+    def run(self, night: date) -> Path:
+        return self.root / "runs" / f"{night.isoformat()}.json"
+
+    def landing(self, night: date, source: str) -> Path:
+        return self.root / "landing" / night.isoformat() / source
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    def nights(self, kind: str) -> list[date]:
+        """The nights that have a ``kind`` file, in order."""
+        folder = self.root / kind
+        found = []
+        for p in folder.glob("*.parquet") if folder.is_dir() else ():
+            try:
+                found.append(date.fromisoformat(p.stem))
+            except ValueError:
+                continue
+        return sorted(found)

@@ -1,0 +1,341 @@
+"""The staging area of one county, read and written through typed accessors only.
+
+Parquet and JSON files under one folder (:class:`staging.layout.Layout` names them).
+What one source's night changes (record versions, ledger, quarantine, watermark) is
+committed as one step (:meth:`Stage.transaction`), so a kill at any instant leaves the
+previous night or the new one. Records are kept in every version with the night they
+arrived: the night D reads what had arrived by D (:meth:`Stage.records`), which is what
+makes re-running any night, in any order, give that night's result again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from guardline.atomic import Hook, Transaction, file_lock, recover
+from staging.layout import LAYOUT_VERSION, Layout
+from staging.migrate import migrate
+from staging.versions import ARRIVED, VERSION, Merge, as_of, history, merge_versions
+
+__all__ = ["Merge", "Prior", "Stage", "Watermark", "merge_versions", "stage_lock"]
+LEDGER_SCHEMA = {
+    "source": pl.String,
+    "file": pl.String,
+    "sha256": pl.String,
+    "size": pl.Int64,
+    "as_of": pl.Date,
+    "status": pl.String,
+    "reason": pl.String,
+    "rows_read": pl.Int64,
+    "loaded": pl.Int64,
+    "quarantined": pl.Int64,
+    "duplicates": pl.Int64,
+    "superseded": pl.Int64,
+    "replaced": pl.Int64,
+    "warnings": pl.String,
+}
+QUARANTINE_SCHEMA = {
+    "source": pl.String,
+    "file": pl.String,
+    "sha256": pl.String,
+    "row": pl.Int64,
+    "field": pl.String,
+    "reason": pl.String,
+    "raw": pl.String,
+    "as_of": pl.Date,
+}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What the stage knows of some bytes already seen: the file, its status, its rows."""
+
+    file: str
+    status: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """How far an exchange table has been read: the latest period and event date staged
+    so far; it only ever moves forward."""
+
+    period: int | None = None
+    event_date: date | None = None
+
+
+def stage_lock(root: Path, timeout: float):
+    """One run at a time on a stage (``<stage>/.lock``): a second waits ``timeout``
+    seconds, then is told who holds it."""
+    return file_lock(Layout(root).lock, f"the stage {root}", timeout)
+
+
+NIGHTLY = ("links", "flags", "exit", "features")
+
+
+class Stage:
+    """The staging folder of one county (``--stage``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.layout = Layout(root)
+        self._tx: Transaction | None = None
+        recover(root)  # a commit that a killed process left half-applied is finished first
+        migrate(self)
+
+    # -- writes: all through one atomic transaction ---------------------------------
+
+    @contextmanager
+    def transaction(self, on_step: Hook | None = None) -> Iterator[Transaction]:
+        """Every write inside the block is committed together when it ends (reads inside
+        it see the block's own writes); an exception drops them all."""
+        if self._tx is not None:
+            yield self._tx
+            return
+        self._tx = Transaction(self.root, on_step)
+        try:
+            yield self._tx
+            self._tx.commit()
+        finally:
+            self._tx = None
+
+    def _write_parquet(self, frame: pl.DataFrame, path: Path) -> None:
+        with self.transaction() as tx:
+            tx.put(path, frame.write_parquet, frame)
+
+    def _write_text(self, path: Path, text: str) -> None:
+        with self.transaction() as tx:
+            tx.put(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), text)
+
+    def _delete(self, path: Path) -> None:
+        with self.transaction() as tx:
+            tx.delete(path)
+
+    def _read_parquet(self, path: Path) -> pl.DataFrame | None:
+        if self._tx is not None:
+            pending, value = self._tx.pending(path)
+            if pending:
+                return value
+        return pl.read_parquet(path) if path.exists() else None
+
+    def _read_text(self, path: Path) -> str | None:
+        if self._tx is not None:
+            pending, value = self._tx.pending(path)
+            if pending:
+                return value
+        return path.read_text(encoding="utf-8") if path.exists() else None
+
+    # -- records, in every version ----------------------------------------------------
+
+    def versions(self, stage_name: str) -> pl.DataFrame | None:
+        """Every version of every record of a source, stamped ``arrived`` and ``version``."""
+        return self._read_parquet(self.layout.versions(stage_name))
+
+    def records(self, stage_name: str, night: date | None = None, snapshot: bool | None = None) -> pl.DataFrame | None:
+        """The records the night ``night`` sees (None: every version arrived so far): per
+        record its latest version arrived by then; of the register, the latest export."""
+        versions = self.versions(stage_name)
+        if versions is None:
+            return None
+        seen = as_of(versions, night, stage_name in self.snapshots() if snapshot is None else snapshot)
+        return seen if seen.height or night is None or versions.height == 0 else None
+
+    def next_version(self, stage_name: str) -> int:
+        versions = self.versions(stage_name)
+        return int(versions[VERSION].max()) + 1 if versions is not None and versions.height else 0
+
+    def snapshots(self) -> set[str]:
+        """The sources delivered whole (the register): a night sees their latest delivery."""
+        return set(self._marker().get("snapshots", []))
+
+    def _marker(self) -> dict:
+        text = self._read_text(self.layout.marker)
+        return json.loads(text) if text else {}
+
+    def save_marker(self, marker: dict) -> None:
+        marker = {"version": LAYOUT_VERSION, **marker}
+        self._write_text(self.layout.marker, json.dumps(marker, indent=1, sort_keys=True) + "\n")
+
+    def add_versions(self, stage_name: str, added: pl.DataFrame, snapshot: bool = False) -> None:
+        """Append a night's new versions (a re-run adds none: its rows are duplicates). A
+        ``snapshot`` is a whole delivery: the nights after it see it alone."""
+        marker = self._marker()
+        if snapshot and stage_name not in marker.get("snapshots", []):
+            self.save_marker({**marker, "snapshots": sorted({*marker.get("snapshots", []), stage_name})})
+        if added.height == 0 and self.versions(stage_name) is not None:
+            return
+        old = self.versions(stage_name)
+        frame = added if old is None else pl.concat([old, added], how="diagonal_relaxed")
+        self._write_parquet(frame.sort(ARRIVED, VERSION), self.layout.versions(stage_name))
+
+    def history(self, record: str) -> pl.DataFrame:
+        """Every version of one record in every source, in order of arrival."""
+        frames = []
+        folder = self.root / "versions"
+        for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else ():
+            found = history(pl.read_parquet(path), record)
+            if found.height:
+                frames.append(found.with_columns(pl.lit(path.stem).alias("stage_name")))
+        return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+    def sources(self) -> list[str]:
+        """The sources with staged records."""
+        folder = self.root / "versions"
+        return sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
+
+    # -- the account of files -----------------------------------------------------------
+
+    def ledger(self, stage_name: str | None = None) -> pl.DataFrame:
+        """The account of every file, kept per source so that the sync DAGs of different
+        departments, running at the same time, never write the same file."""
+        frames = self._per_source("ledger", stage_name)
+        return (
+            pl.concat(frames).sort("as_of", "source", "file")
+            if frames
+            else pl.DataFrame(schema=LEDGER_SCHEMA)
+        )
+
+    def _per_source(self, folder: str, stage_name: str | None) -> list[pl.DataFrame]:
+        """The frames of ``<root>/<folder>/<source>.parquet``: one source's, or every one's."""
+        paths = (
+            sorted((self.root / folder).glob("*.parquet"))
+            if stage_name is None
+            else [self.root / folder / f"{stage_name}.parquet"]
+        )
+        if self._tx is not None and stage_name is None:  # files this transaction creates
+            paths += [p for p in self._tx.pending_paths(self.root / folder) if p not in paths]
+        return [f for f in map(self._read_parquet, paths) if f is not None]
+
+    def quarantine(self, stage_name: str | None = None) -> pl.DataFrame:
+        frames = self._per_source("quarantine", stage_name)
+        return pl.concat(frames) if frames else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+    def known_files(self, stage_name: str) -> dict[str, Prior]:
+        """Checksum -> the file first seen with those bytes: loaded before refused, then
+        the earliest; a copy of it under another name counts as its rows' duplicates."""
+        ledger = self.ledger(stage_name).filter(pl.col("status").is_in(["loaded", "failed"]))
+        ledger = ledger.sort(pl.col("status") != "loaded", "as_of", "file", descending=True)
+        return {
+            sha: Prior(file, status, rows)
+            for sha, file, status, rows in ledger.select("sha256", "file", "status", "rows_read").iter_rows()
+        }
+
+    def earlier_than_staged(self, stage_name: str, night: date) -> bool:
+        """Whether a later night than ``night`` has already staged this source."""
+        ledger = self.ledger(stage_name)
+        return bool(ledger.height) and ledger["as_of"].max() > night
+
+    def save_quarantine(self, stage_name: str, rows: pl.DataFrame) -> None:
+        """Insert by (file checksum, row), the first account kept: quarantining the same
+        file again (a refused file is read every night) changes nothing."""
+        if rows.height == 0:
+            return
+        rows = rows.select(list(QUARANTINE_SCHEMA)).cast(QUARANTINE_SCHEMA)
+        path = self.layout.quarantine(stage_name)
+        old = self._read_parquet(path)
+        if old is not None:
+            rows = pl.concat(
+                [
+                    old,
+                    rows.join(
+                        old.select("sha256", "row"), on=["sha256", "row"], how="anti", nulls_equal=True
+                    ),
+                ]
+            )
+        self._write_parquet(rows.sort("file", "row", nulls_last=False), path)
+
+    def save_ledger(self, entries: pl.DataFrame) -> None:
+        """Upsert by (source, file, checksum): a re-run replaces its own entries, except
+        that a file refused again keeps the account of the night it was first refused."""
+        if entries.height == 0:
+            return
+        entries = entries.select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)
+        for (stage_name,), part in entries.group_by("source"):
+            current = self.ledger(stage_name)
+            refused_before = current.filter(pl.col("status") == "failed").select("file", "sha256")
+            part = part.join(
+                refused_before.with_columns(pl.lit("failed").alias("status")),
+                on=["file", "sha256", "status"],
+                how="anti",
+            )
+            old = current.join(part.select("file", "sha256"), on=["file", "sha256"], how="anti")
+            self._write_parquet(pl.concat([old, part]).sort("as_of", "file"), self.layout.ledger(stage_name))
+
+    def watermark(self, stage_name: str) -> Watermark:
+        data = self._watermarks().get(stage_name) or {}
+        return Watermark(
+            data.get("period"), date.fromisoformat(data["event_date"]) if data.get("event_date") else None
+        )
+
+    def save_watermark(self, stage_name: str, mark: Watermark) -> None:
+        data = self._watermarks()
+        data[stage_name] = {
+            "period": mark.period,
+            "event_date": mark.event_date.isoformat() if mark.event_date else None,
+        }
+        self._write_text(self.layout.watermarks, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def _watermarks(self) -> dict:
+        text = self._read_text(self.layout.watermarks)
+        return json.loads(text) if text else {}
+
+    # -- what each night's steps made ---------------------------------------------------
+
+    def nightly(self, kind: str, night: date) -> pl.DataFrame | None:
+        """The night's ``links``, ``flags``, ``exit`` candidates or ``features``; None if
+        that step has not run for the night."""
+        return self._read_parquet(self.layout.nightly(kind, night))
+
+    def save_nightly(self, kind: str, night: date, frame: pl.DataFrame) -> None:
+        if kind not in NIGHTLY:
+            raise ValueError(kind)
+        self._write_parquet(frame, self.layout.nightly(kind, night))
+
+    def nights(self, kind: str = "links") -> list[date]:
+        """The nights for which ``kind`` was made, in order."""
+        return self.layout.nights(kind)
+
+    def before(self, kind: str, night: date) -> pl.DataFrame | None:
+        """The ``kind`` of the latest night before ``night`` (the flags whose lifecycle
+        tonight's continue)."""
+        earlier = [d for d in self.nights(kind) if d < night]
+        return self.nightly(kind, earlier[-1]) if earlier else None
+
+    def decisions(self, night: date | None = None) -> pl.DataFrame | None:
+        """The reviewers' decisions that apply on ``night`` (None: the latest of each):
+        per (record, candidate) the latest made by then."""
+        every = self._read_parquet(self.layout.decisions)
+        if every is None:
+            return None
+        if night is not None:
+            every = every.filter(pl.col("applies_from") <= night)
+        return (
+            every.sort("applies_from")
+            .unique(["source", "source_record_id", "person_id"], keep="last", maintain_order=True)
+            .sort("source", "source_record_id", "person_id")
+        )
+
+    def add_decisions(self, decisions: pl.DataFrame, night: date) -> None:
+        """Remember decisions, applying from ``night`` on; the earlier nights keep theirs."""
+        stamped = decisions.with_columns(pl.lit(night, pl.Date).alias("applies_from"))
+        old = self._read_parquet(self.layout.decisions)
+        every = stamped if old is None else pl.concat([old, stamped], how="diagonal_relaxed")
+        every = every.unique(
+            ["source", "source_record_id", "person_id", "applies_from"], keep="last", maintain_order=True
+        )
+        self._write_parquet(every.sort("applies_from", "source", "source_record_id", "person_id"), self.layout.decisions)
+
+    def save_run(self, night: date, run: dict) -> None:
+        """What the night's steps did (their results, as JSON)."""
+        self._write_text(self.layout.run(night), json.dumps(run, ensure_ascii=False, indent=1, default=str) + "\n")
+
+    def run(self, night: date) -> dict | None:
+        text = self._read_text(self.layout.run(night))
+        return json.loads(text) if text else None
