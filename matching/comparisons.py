@@ -81,6 +81,8 @@ class Kind(ABC):
 
     @property
     def disagree(self) -> int:
+        """The last level, where no condition holds (for an ID with only its prefix known,
+        the model weighs it by how many register IDs share the prefix)."""
         return len(self.labels) - 1
 
     @property
