@@ -14,6 +14,7 @@ import polars as pl
 
 from matching.blocking import LI, RI
 from matching.compare import gamma_name
+from matching.comparisons import MISSING
 from matching.model import Model
 
 
@@ -22,7 +23,7 @@ def explanation(model: Model) -> pl.Expr:
     parts = []
     for c in model.settings.comparisons:
         label = pl.col(gamma_name(c)).replace_strict(
-            [*list(range(len(c.levels))), -1], [*c.levels, "missing"], return_dtype=pl.String
+            [*list(range(len(c.levels))), MISSING], [*c.levels, "missing"], return_dtype=pl.String
         )
         parts.append(
             pl.format(

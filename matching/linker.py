@@ -32,9 +32,10 @@ class LinkResult:
 
 
 def compared_columns(settings: Settings) -> list[str]:
+    """The columns the pairs frame needs: each comparison's kind says which it reads."""
     cols: list[str] = []
     for c in settings.comparisons:
-        cols += [x for x in (c.column, c.pinyin, c.prefix, c.parent, c.unless) if x]
+        cols += [*c.of_kind.columns, *([c.unless] if c.unless else [])]
     return list(dict.fromkeys(cols))
 
 

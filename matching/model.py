@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from matching.compare import MISSING, gamma_name, gammas
+from matching.compare import gamma_name, gammas
+from matching.comparisons import MISSING, IdNumber
 from matching.settings import Comparison, Settings
 
 EPS = 1e-6
@@ -106,21 +107,20 @@ def prefix_shares(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -
     starts with each prefix that occurs among the records."""
     out = {}
     for c in settings.comparisons:
-        if c.kind != "id_number" or not c.prefix or c.prefix not in left.columns:
+        kind = c.of_kind
+        if not isinstance(kind, IdNumber) or not kind.prefix or kind.prefix not in left.columns:
             continue
-        prefixes = left.select(pl.col(c.prefix).alias(f"{c.prefix}_l")).drop_nulls().unique()
+        prefix = f"{kind.prefix}_l"
+        prefixes = left.select(pl.col(kind.prefix).alias(prefix)).drop_nulls().unique()
         if prefixes.height == 0:
             continue
-        lengths = prefixes[f"{c.prefix}_l"].str.len_chars().unique().to_list()
+        lengths = prefixes[prefix].str.len_chars().unique().to_list()
         shares = [
-            right.select(pl.col(c.column).str.slice(0, n).alias(f"{c.prefix}_l"))
-            .drop_nulls()
-            .group_by(f"{c.prefix}_l")
-            .len()
+            right.select(pl.col(c.column).str.slice(0, n).alias(prefix)).drop_nulls().group_by(prefix).len()
             for n in lengths
         ]
-        out[c.name] = prefixes.join(pl.concat(shares), on=f"{c.prefix}_l", how="left").select(
-            f"{c.prefix}_l", (pl.col("len").fill_null(0) / right.height).alias("__share")
+        out[c.name] = prefixes.join(pl.concat(shares), on=prefix, how="left").select(
+            prefix, (pl.col("len").fill_null(0) / right.height).alias("__share")
         )
     return out
 
@@ -173,32 +173,33 @@ def score(g: pl.DataFrame, model: Model) -> pl.DataFrame:
         w[ok] = np.log2(model.bayes_factors(c)[levels[ok]])
         name = f"w_{c.name}"
         out = out.with_columns(pl.Series(name, w))
+        kind = c.of_kind
         if c.name in model.term_frequency:
             tf = model.term_frequency[c.name]
-            m_exact = max(float(model.m[c.name][0]), EPS)
+            m_exact = max(float(model.m[c.name][kind.exact]), EPS)
             out = (
                 out.join(tf, on=f"{c.column}_l", how="left")
                 .with_columns(
-                    pl.when((pl.col(gamma_name(c)) == 0) & pl.col("__tf").is_not_null())
+                    pl.when((pl.col(gamma_name(c)) == kind.exact) & pl.col("__tf").is_not_null())
                     .then((m_exact / pl.col("__tf").clip(lower_bound=EPS)).log(2))
                     .otherwise(pl.col(name))
                     .alias(name)
                 )
                 .drop("__tf")
             )
-        if c.name in model.prefix_share:
+        if isinstance(kind, IdNumber) and c.name in model.prefix_share:
             # A record that has only the prefix of its ID (an Excel-mangled number): given
             # that, its true person's ID always starts with it, and a random person's does
             # as often as register IDs share that prefix.
             share = model.prefix_share[c.name]
             floor = 1 / max(model.settings.random_pairs, 1)
-            only_prefix = pl.col(f"{c.column}_l").is_null() & pl.col(f"{c.prefix}_l").is_not_null()
+            only_prefix = pl.col(f"{c.column}_l").is_null() & pl.col(f"{kind.prefix}_l").is_not_null()
             out = (
-                out.join(share, on=f"{c.prefix}_l", how="left")
+                out.join(share, on=f"{kind.prefix}_l", how="left")
                 .with_columns(
-                    pl.when(only_prefix & (pl.col(gamma_name(c)) == 2))
+                    pl.when(only_prefix & (pl.col(gamma_name(c)) == kind.prefix_agrees))
                     .then((1 / pl.col("__share").clip(lower_bound=floor)).log(2))
-                    .when(only_prefix & (pl.col(gamma_name(c)) == 3))
+                    .when(only_prefix & (pl.col(gamma_name(c)) == kind.disagree))
                     .then((EPS / (1 - pl.col("__share")).clip(lower_bound=EPS)).log(2))
                     .otherwise(pl.col(name))
                     .alias(name)

@@ -1,18 +1,20 @@
-"""The matching model as data: comparisons with their levels, blocking rules,
-decision thresholds. One engine, several settings (the Chinese register, FEBRL4)."""
+"""The matching model as data: comparisons (each of a kind in matching/comparisons.py,
+which knows its levels), blocking rules, decision thresholds. One engine, several
+settings (the Chinese register, FEBRL4)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from guardline.errors import GuardlineError
+from matching.comparisons import KINDS, Kind
 
 SETTINGS = Path(__file__).with_name("settings")
-KINDS = ("id_number", "name", "string", "edits", "date", "exact", "place")
 
 
 @dataclass(frozen=True)
@@ -31,22 +33,15 @@ class Comparison:
     # number says nothing the ID comparison has not said already.
     unless: str | None = None
 
+    @cached_property
+    def of_kind(self) -> Kind:
+        """Its kind, with the parameters above: the levels and how a pair reaches each."""
+        return KINDS[self.kind].of(self)
+
     @property
     def levels(self) -> tuple[str, ...]:
         """Level labels, best first; the last one is disagreement."""
-        if self.kind == "id_number":
-            return ("exact", "one edit", "prefix agrees", "disagree")
-        if self.kind == "name":
-            return ("exact", "same pinyin", "one character differs", "disagree")
-        if self.kind == "string":
-            return ("exact", *(f"jaro-winkler ≥ {t}" for t in self.thresholds), "disagree")
-        if self.kind == "edits":
-            return ("exact", *(f"≤ {int(t)} edits" for t in self.thresholds), "disagree")
-        if self.kind == "date":
-            return ("exact", "one digit differs", "disagree")
-        if self.kind == "place":
-            return ("same village", "same township", "disagree")
-        return ("exact", "disagree")
+        return self.of_kind.labels
 
 
 @dataclass(frozen=True)

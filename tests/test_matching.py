@@ -11,6 +11,7 @@ import pytest
 from connectors.ingest import ingest
 from guardline.errors import GuardlineError
 from matching.blocking import LI, RI
+from matching.comparisons import KINDS, MISSING
 from matching.evaluate import link_metrics, read_truth
 from matching.normalise import id_columns, id_derived, normalise_names, phone, place_key
 from matching.run import match_stage
@@ -99,6 +100,18 @@ def test_settings_are_data_and_wrong_ones_are_refused(tmp_path):
     )
     with pytest.raises(GuardlineError, match="telepathy"):
         Settings.load(bad)
+
+
+def test_every_kind_has_a_condition_for_each_level_but_disagreement():
+    """A kind declares its labels and its levels' conditions side by side; one without
+    the other would shift the meaning of every level after it."""
+    comparisons = [*Settings.load("china").comparisons, *Settings.load("febrl4").comparisons]
+    assert {c.kind for c in comparisons} == set(KINDS), "the shipped settings use every kind"
+    for c in comparisons:
+        kind = c.of_kind
+        pairs = pl.DataFrame({f"{x}_{side}": ["ab", "ab", "ba", None] for x in kind.columns for side in "lr"})
+        assert len(kind.agreements(pairs)) == len(c.levels) - 1, c.name
+        assert set(kind.levels(pairs)) <= {MISSING, *range(len(c.levels))}, c.name
 
 
 @pytest.fixture(scope="module")
