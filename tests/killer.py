@@ -57,6 +57,18 @@ def main(what: str, args: dict) -> None:
             Path(args["outbox"]),
             on_step=hook,
         )
+    elif what == "load":
+        from staging.stage import Stage
+        from warehouse.db import engine
+        from warehouse.load import load_night
+
+        load_night(
+            engine(args["warehouse"]),
+            Stage(Path(args["stage"])),
+            date.fromisoformat(args["as_of"]),
+            demo=True,
+            on_step=hook,
+        )
     elif what == "night":
         from guardline.night import run_night
 

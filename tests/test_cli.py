@@ -84,7 +84,7 @@ def test_ingest_match_evaluate(tmp_path):
     for name in ("registry", "civil_affairs", "health_insurance", "emergency_management", "human_resources"):
         assert name in result.stdout
     assert "index.html" in result.stdout
-    matched = _guardline("match", "--stage", str(tmp_path / "stage"), "--show-model")
+    matched = _guardline("match", "--stage", str(tmp_path / "stage"), "--as-of", "2026-11-27", "--show-model")
     assert matched.returncode == 0, matched.stderr
     assert "matched" in matched.stdout and "pairs compared" in matched.stdout
     assert "证件号码" in matched.stdout and "same pinyin" in matched.stdout, "the learned levels are shown"

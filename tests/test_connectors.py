@@ -18,7 +18,7 @@ from connectors.ingest import ingest
 from guardline.errors import DeliveryError
 from staging.stage import Stage
 from tests import handmade
-from tests.conftest import AS_OF, inbox
+from tests.conftest import AS_OF
 
 
 def _by_source(result):
@@ -503,15 +503,3 @@ def test_the_register_is_the_latest_export_received_by_the_run_date(clean_county
     assert arrival.current_export(paths, date(2026, 10, 1)) == []
 
 
-def test_a_stage_with_the_old_single_ledger_keeps_its_files_known(clean_county, tmp_path):
-    from staging.stage import Stage
-
-    ingest(inbox(clean_county), AS_OF, tmp_path)
-    stage = Stage(tmp_path)
-    before = stage.ledger()
-    before.write_parquet(tmp_path / "ledger.parquet")  # the layout before the per-source files
-    shutil.rmtree(tmp_path / "ledger")
-    assert stage.ledger().equals(before)
-    assert not (tmp_path / "ledger.parquet").exists()
-    again = ingest(inbox(clean_county), AS_OF, tmp_path)
-    assert all(f.status == "skipped" for s in again.sources if s.source != "human_resources" for f in s.files)

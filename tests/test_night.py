@@ -109,7 +109,8 @@ def test_a_source_killed_at_any_boundary_of_its_commit_leaves_the_previous_night
 def test_lists_killed_at_any_boundary_are_the_previous_lists_or_the_new(small, tmp_path):
     home = tmp_path / "home"
     assert invoke(_run_args(small, home)) == 0
-    register = home / "stage" / "records" / "registry.parquet"
+    register = tmp_path / "register.parquet"  # the register the night saw, for the child process
+    Stage(home / "stage").records("registry", AS_OF).write_parquet(register)
     flags_path = home / "stage" / "flags" / f"{AS_OF}.parquet"
     flags = pl.read_parquet(flags_path)
     day = home / "outbox" / AS_OF.isoformat()

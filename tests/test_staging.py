@@ -137,14 +137,16 @@ def _lists(outbox: Path) -> dict[str, bytes]:
     return {p.relative_to(outbox).as_posix(): p.read_bytes() for p in sorted(outbox.rglob("*.csv"))}
 
 
-def _three_nights(deliveries, home: Path, url: str, arrive_first: bool = False) -> None:
-    """The three nights run in order; with ``arrive_first``, every night's files are in
-    the inbox before the first night runs (a backfill)."""
+def _three_nights(deliveries, home: Path, url: str, synced_first: bool = False) -> None:
+    """The three nights run in order; with ``synced_first``, every night's deliveries
+    were staged on their night (the sync DAGs ran) before any night was matched, flagged,
+    loaded and listed (a backfill of the nights the rest missed)."""
     inbox = home / "inbox"
-    for night in NIGHTS if arrive_first else ():
+    for night in NIGHTS if synced_first else ():
         _arrive(deliveries, night, inbox)
+        ingest(inbox, night, home / "stage")
     for night in NIGHTS:
-        if not arrive_first:
+        if not synced_first:
             _arrive(deliveries, night, inbox)
         result = run_night(inbox, night, home / "stage", home / "outbox", url)
         assert result.exit_status == 0, result.reported
@@ -199,10 +201,10 @@ def test_rerunning_a_night_after_later_ones_reproduces_it_on_postgresql(deliveri
 
 
 def test_a_backfill_of_missed_nights_flags_each_night_as_if_run_on_time(deliveries, on_time, tmp_path):
-    """The nights' files all in the inbox before any runs (each named with its day): each
-    night of the backfill reads its own, and leaves what the nights run on time left."""
+    """Three nights staged as they arrived but never run further: the backfill runs each
+    from what had arrived by it, and leaves what the nights run on time left."""
     url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
-    _three_nights(deliveries, tmp_path, url, arrive_first=True)
+    _three_nights(deliveries, tmp_path, url, synced_first=True)
     _assert_same(_state(tmp_path, url, ("run_audit", "warehouse_settings")), on_time[1])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -203,26 +204,27 @@ def test_the_data_dictionary_describes_every_column_of_every_view(night, tmp_pat
 
 
 def test_a_load_killed_mid_way_leaves_the_previous_state_and_the_next_completes(night, warehouse, tmp_path):
-    import os
+    import json
     import signal
     import subprocess
     import sys
     import time
-
-    from warehouse.load import PAUSE
 
     load_night(warehouse, night, AS_OF, demo=True)
     before = _digest(warehouse)
     url = warehouse.url.render_as_string(hide_password=False)
     warehouse.dispose()  # DuckDB: one process may hold the file
     signal_file = tmp_path / "paused"
-    code = (
-        "from datetime import date; from pathlib import Path; from staging.stage import Stage; "
-        "from warehouse.db import engine; from warehouse.load import load_night; "
-        f"load_night(engine({url!r}), Stage(Path({str(night.root)!r})), date.fromisoformat({AS_OF.isoformat()!r}),"
-        " demo=True)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, PAUSE: f"60:{signal_file}"})
+    args = {
+        "warehouse": url,
+        "stage": str(night.root),
+        "as_of": AS_OF.isoformat(),
+        "pause_at": "load:flags",
+        "signal": str(signal_file),
+        "seconds": 60,
+    }
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tests.killer", "load", json.dumps(args)], cwd=repo)
     try:
         deadline = time.time() + 120
         while not signal_file.exists() and time.time() < deadline and proc.poll() is None:
