@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import polars as pl
 import sqlalchemy as sa
 
-from connectors.readers import ROW, RawBatch
+from connectors.readers.batch import ROW, RawBatch
 from connectors.spec import Column, Identity, Source
 from guardline.errors import DeliveryError, Unavailable
 

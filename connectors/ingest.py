@@ -27,7 +27,8 @@ import polars as pl
 
 from connectors import human_resources, registry
 from connectors.canonical import CONTROL, PROBLEMS, Canonical, canonicalize, raw_values
-from connectors.readers import RawBatch, countable_rows, read_file
+from connectors.readers import countable_rows, read_file
+from connectors.readers.batch import RawBatch
 from connectors.sources import BY_STAGE_NAME, DATABASE_SOURCES, DEPARTMENTS, FILE_SOURCES
 from connectors.spec import Source
 from connectors.stage import LEDGER_SCHEMA, QUARANTINE_SCHEMA, Prior, Stage, merge_versions

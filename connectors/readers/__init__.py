@@ -15,23 +15,22 @@ cell sits at XFD1048576 would otherwise ask for 512 GiB).
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import re
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 
+from connectors.readers.batch import ROW, RawBatch, fingerprint
 from connectors.spec import Source
 from guardline.errors import DeliveryError
 
-ROW = "__row"
 HEADER_SEARCH_ROWS = 10
 _SPACES = re.compile(r"[\s\u3000]+")
 
@@ -51,20 +50,6 @@ LIMITS = Limits()
 _FAR_CELL = re.compile(rb'<c r="([A-Z]{2,3}\d+|[A-Z]\d{7,})"')
 _REF = re.compile(r"([A-Z]+)(\d+)")
 _ROW_TAG = re.compile(rb'<row r="(\d+)"')
-
-
-@dataclass
-class RawBatch:
-    """One delivered file as text: canonical column names plus the row of origin."""
-
-    source: str
-    file: str  # relative to the inbox, as users name it
-    sha256: str
-    size: int
-    frame: pl.DataFrame
-    header_row: int
-    warnings: list[str] = field(default_factory=list)
-    rejected: pl.DataFrame | None = None  # rows the reader could not split into fields
 
 
 def normalise_header(text: object) -> str:
@@ -150,10 +135,6 @@ def _frame(
     )
 
 
-def _fingerprint(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def read_csv(source: Source, path: Path, file: str) -> RawBatch:
     """A CSV in the source's encoding, header found in the first rows.
 
@@ -167,7 +148,7 @@ def read_csv(source: Source, path: Path, file: str) -> RawBatch:
     if b"\x00" in data[:65536]:
         raise DeliveryError(file, "the file is binary, not CSV text")
     with ThreadPoolExecutor(1) as pool:  # hashlib lets go of the GIL: hash while decoding
-        digest = pool.submit(_fingerprint, data)
+        digest = pool.submit(fingerprint, data)
         body = _decode(data, source.encoding, file).encode("utf-8")
         sha256 = digest.result()
     ends_cleanly = body.endswith((b"\n", b"\r"))
@@ -456,7 +437,7 @@ def read_xlsx(source: Source, path: Path, file: str) -> RawBatch:
         return RawBatch(
             source.name,
             file,
-            _fingerprint(data),
+            fingerprint(data),
             len(data),
             _frame(body, numbers, positions, source),
             header_index + 1,
