@@ -26,6 +26,7 @@ import polars as pl
 
 from connectors.readers.batch import ROW, RawBatch, fingerprint
 from connectors.readers.bounds import LIMITS, check_xlsx_bounds
+from connectors.readers.encoding import decode
 from connectors.readers.header import HEADER_SEARCH_ROWS, locate_header
 from connectors.spec import Source
 from guardline.errors import DeliveryError
@@ -76,7 +77,7 @@ def read_csv(source: Source, path: Path, file: str) -> RawBatch:
         raise DeliveryError(file, "the file is binary, not CSV text")
     with ThreadPoolExecutor(1) as pool:  # hashlib lets go of the GIL: hash while decoding
         digest = pool.submit(fingerprint, data)
-        body = _decode(data, source.encoding, file).encode("utf-8")
+        body = decode(data, source.encoding, file).encode("utf-8")
         sha256 = digest.result()
     ends_cleanly = body.endswith((b"\n", b"\r"))
     lines = pl.read_csv(
@@ -196,32 +197,6 @@ def _split_exact(
         ) from None
     data = {f"f{j}": [r[j] for r in rows] for j in range(width)}
     return pl.DataFrame({ROW: numbers, **data}, schema={ROW: pl.Int64, **{k: pl.String for k in data}}), bad
-
-
-def _decode(data: bytes, encoding: str, file: str) -> str:
-    """Text in the declared encoding; a file in another encoding is named as such."""
-    declared = "GBK" if encoding.lower() in ("gbk", "gb18030", "gb2312") else "UTF-8"
-    if declared == "GBK" and not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            raise DeliveryError(file, "the file is UTF-8 encoded; the contract says GBK")
-    try:
-        return data.decode("gb18030" if declared == "GBK" else "utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        hint = ""
-        if declared == "UTF-8":
-            try:
-                data.decode("gb18030")
-                hint = " (it reads as GBK)"
-            except UnicodeDecodeError:
-                pass
-        raise DeliveryError(
-            file, f"not {declared} text{hint}: invalid bytes at line {line}", row=line
-        ) from None
 
 
 def countable_rows(source: Source, path: Path, error: DeliveryError) -> pl.DataFrame | None:
