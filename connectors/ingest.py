@@ -27,8 +27,9 @@ import polars as pl
 
 from connectors import human_resources, registry
 from connectors.canonical import CONTROL, PROBLEMS, Canonical, canonicalize, raw_values
-from connectors.readers import countable_rows, read_file
+from connectors.readers import read_file
 from connectors.readers.batch import RawBatch
+from connectors.readers.countable import countable_rows
 from connectors.sources import BY_STAGE_NAME, DATABASE_SOURCES, DEPARTMENTS, FILE_SOURCES
 from connectors.spec import Source
 from connectors.stage import LEDGER_SCHEMA, QUARANTINE_SCHEMA, Prior, Stage, merge_versions
