@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from connectors.parse import PARSERS, clean, present
-from connectors.readers import ROW, RawBatch
+from connectors.readers.batch import ROW, RawBatch
 from connectors.spec import Source
 from guardline import idnumber
 

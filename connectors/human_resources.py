@@ -15,7 +15,7 @@ from datetime import timedelta
 import polars as pl
 import sqlalchemy as sa
 
-from connectors.readers import ROW, RawBatch
+from connectors.readers.batch import ROW, RawBatch
 from connectors.spec import Column, Identity, Source
 from guardline.errors import DeliveryError, Unavailable
 from staging.stage import Watermark

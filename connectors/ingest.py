@@ -26,7 +26,8 @@ from connectors.canonical import canonicalize
 from connectors.extract import default_hr_url, extract, list_files, source_named, unforeseen
 from connectors.landing import Batch, Landing
 from connectors.quarantine import quarantine_rows, refusal
-from connectors.readers import RawBatch, read_file
+from connectors.readers import read_file
+from connectors.readers.batch import RawBatch
 from connectors.results import FileResult, IngestResult, SourceResult
 from connectors.sources import BY_STAGE_NAME, DATABASE_SOURCES, DEPARTMENTS, FILE_SOURCES
 from connectors.spec import Source

@@ -12,7 +12,7 @@ import polars as pl
 
 from connectors import human_resources
 from connectors.canonical import Canonical
-from connectors.readers import RawBatch
+from connectors.readers.batch import RawBatch
 from connectors.results import FileResult
 from connectors.sources import BY_STAGE_NAME
 

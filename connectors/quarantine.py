@@ -10,7 +10,7 @@ import polars as pl
 
 from connectors.canonical import CONTROL, PROBLEMS, raw_values
 from connectors.landing import Batch
-from connectors.readers import countable_rows
+from connectors.readers.countable import countable_rows
 from connectors.results import FileResult
 from connectors.spec import Source
 from guardline.errors import DeliveryError

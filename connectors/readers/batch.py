@@ -1,0 +1,30 @@
+"""What every reader returns: one delivered file as text (:class:`RawBatch`), each row
+with the number a person sees in the file (:data:`ROW`), and the file's fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import polars as pl
+
+ROW = "__row"
+
+
+@dataclass
+class RawBatch:
+    """One delivered file as text: canonical column names plus the row of origin."""
+
+    source: str
+    file: str  # relative to the inbox, as users name it
+    sha256: str
+    size: int
+    frame: pl.DataFrame
+    header_row: int
+    warnings: list[str] = field(default_factory=list)
+    rejected: pl.DataFrame | None = None  # rows the reader could not split into fields
+
+
+def fingerprint(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
