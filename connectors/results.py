@@ -72,3 +72,22 @@ class IngestResult:
             elif s.status == "failed":
                 lines.append(f"{s.source}: {s.reason}")
         return lines
+
+    def summary(self) -> dict:
+        """What the step did, as JSON: the CLI, the run audit and XCom render this."""
+        return {
+            "files": [
+                {
+                    "source": f.source,
+                    "file": f.file,
+                    "status": f.status,
+                    "rows_read": f.rows_read,
+                    "loaded": f.loaded,
+                    "quarantined": f.quarantined,
+                    "duplicates": f.duplicates,
+                }
+                for s in self.sources
+                for f in s.files
+            ],
+            "failed_sources": {s.source: s.reason for s in self.failed},
+        }

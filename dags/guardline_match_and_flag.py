@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
-from guardline import orchestration as orch
+from pipeline import orchestration as orch
 
 SPEC = orch.config()["match_and_flag"]
 
@@ -30,7 +30,7 @@ def guardline_match_and_flag():
     @task
     @orch.guarded
     def counties() -> list[str]:
-        from guardline import steps
+        from pipeline import steps
 
         _, stage_root, _ = orch.folders()
         return steps.staged_counties(stage_root)
@@ -40,39 +40,40 @@ def guardline_match_and_flag():
     def match(county: str, as_of: str) -> dict:
         from datetime import date
 
-        from guardline import steps
+        from pipeline import steps
 
         get_current_context()["county"] = county
         _, stage_root, _ = orch.folders()
-        return steps.match(stage_root, county, date.fromisoformat(as_of), SPEC["matching_settings"])
+        result = steps.match(stage_root / county, date.fromisoformat(as_of), SPEC["matching_settings"])
+        return {"county": county, **result.summary()}
 
     @task(map_index_template="{{ county }}")
     @orch.guarded
     def rules(county: str, as_of: str) -> dict:
         from datetime import date
 
-        from guardline import steps
+        from pipeline import steps
 
         get_current_context()["county"] = county
         _, stage_root, _ = orch.folders()
-        return steps.flag(stage_root, county, date.fromisoformat(as_of))
+        return {"county": county, **steps.flag(stage_root / county, date.fromisoformat(as_of)).summary()}
 
     @task
     @orch.guarded
-    def load(counties: list[str], as_of: str) -> dict:
+    def load(counties: list[str], as_of: str, matched: list[dict], flagged: list[dict]) -> dict:
         from datetime import date
 
-        from guardline import steps
+        from pipeline import steps
 
         _, stage_root, _ = orch.folders()
         orch.provide_pseudonym_key()
         ctx = get_current_context()
-        return steps.load(
+        return steps.load_province(
             orch.warehouse_url(stage_root),
-            stage_root,
-            list(counties),
+            {c: stage_root / c for c in counties},
             date.fromisoformat(as_of),
-            ctx["run_id"],
+            f"airflow {ctx['run_id']}",
+            {"match": {m["county"]: m for m in matched}, "rules": {f["county"]: f for f in flagged}},
         )
 
     @task
@@ -80,15 +81,16 @@ def guardline_match_and_flag():
     def publish(counties: list[str], as_of: str) -> list[str]:
         from datetime import date
 
-        from guardline import steps
+        from pipeline import steps
 
         _, stage_root, outbox = orch.folders()
-        return steps.publish(stage_root, outbox, list(counties), date.fromisoformat(as_of))
+        day = date.fromisoformat(as_of)
+        return [str(p) for c in counties for p in steps.publish(stage_root / c, outbox / c, day)]
 
     as_of, staged = task(orch.night, task_id="night")(), counties()
     matched = match.partial(as_of=as_of).expand(county=staged)
     flagged = rules.partial(as_of=as_of).expand(county=staged)
-    matched >> flagged >> load(staged, as_of) >> publish(staged, as_of)
+    matched >> flagged >> load(staged, as_of, matched, flagged) >> publish(staged, as_of)
 
 
 guardline_match_and_flag()

@@ -1,4 +1,4 @@
-"""One sync DAG per source in guardline/orchestration.yaml: the register refresh and the
+"""One sync DAG per source in pipeline/orchestration.yaml: the register refresh and the
 nightly department syncs.
 
 night, counties → extract → validate → stage → verdict. Extract and validate map over
@@ -8,7 +8,7 @@ runs once all five have. A refused delivery (a file that cannot be read, a criti
 expectation) is quarantined and staged as "failed" like the rest, so the night goes on
 with the county's earlier data; then the verdict fails the run, naming the source, the
 county and the reason. A system that does not answer is retried; if it still does not,
-the asset waits, and so does match-and-flag. Tasks call guardline.steps, as the CLI's
+the asset waits, and so does match-and-flag. Tasks call pipeline.steps, as the CLI's
 steps do.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from guardline import orchestration as orch
+from pipeline import orchestration as orch
 
 
 def sync_dag(source: str, spec: dict):
@@ -35,7 +35,7 @@ def sync_dag(source: str, spec: dict):
         @task
         @orch.guarded
         def counties() -> list[str]:
-            from guardline import steps
+            from pipeline import steps
 
             inbox, _, _ = orch.folders()
             return steps.inbox_counties(inbox)
@@ -45,7 +45,7 @@ def sync_dag(source: str, spec: dict):
         def extract(county: str, as_of: str) -> str:
             from datetime import date
 
-            from guardline import steps
+            from pipeline import steps
 
             get_current_context()["county"] = county
             inbox, stage_root, _ = orch.folders()
@@ -55,14 +55,14 @@ def sync_dag(source: str, spec: dict):
         @task
         @orch.guarded
         def validate(landing: str) -> str:
-            from guardline import steps
+            from pipeline import steps
 
             return steps.validate(landing)
 
         @task(outlets=[stage_asset])
         @orch.guarded
         def stage(landings: list[str], as_of: str) -> dict:
-            from guardline import steps
+            from pipeline import steps
 
             staged = steps.stage(list(landings))
             get_current_context()["outlet_events"][stage_asset].extra = {
@@ -73,7 +73,7 @@ def sync_dag(source: str, spec: dict):
 
         @task
         def verdict(staged: dict) -> None:
-            from guardline import steps
+            from pipeline import steps
 
             refused = steps.refusals(source, staged)
             if refused:

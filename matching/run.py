@@ -46,7 +46,11 @@ class MatchResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
-        return dict(self.links.group_by("match_status").len().iter_rows())
+        return dict(self.links.group_by("match_status").len().sort("match_status").iter_rows())
+
+    def summary(self) -> dict:
+        """What the step did, as JSON: the CLI, the run audit and XCom render this."""
+        return {"links": self.counts(), "seconds": round(sum(self.timings.values()), 3)}
 
 
 def _candidates_json(right: pl.DataFrame) -> pl.Expr:

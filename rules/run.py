@@ -41,6 +41,10 @@ class FlagResult:
         """Households to visit tonight."""
         return self.firing["household_id"].n_unique()
 
+    def summary(self) -> dict:
+        """What the step did, as JSON: the CLI, the run audit and XCom render this."""
+        return {"flags": self.by_rule(), "households": self.households, "exit_candidates": self.exits.height}
+
 
 INPUT_STAGES = (
     "registry",

@@ -70,7 +70,7 @@ def main(what: str, args: dict) -> None:
             on_step=hook,
         )
     elif what == "night":
-        from guardline.night import run_night
+        from pipeline.night import run_night
 
         result = run_night(
             Path(args["inbox"]),

@@ -87,7 +87,7 @@ print(json.dumps({
 def test_the_dags_are_what_the_configuration_says():
     from airflow.dag_processing.dagbag import DagBag
 
-    from guardline import orchestration as orch
+    from pipeline import orchestration as orch
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     config = orch.config()
@@ -221,7 +221,7 @@ def cli_night(province, tmp_path_factory) -> list[str]:
             [
                 sys.executable,
                 "-m",
-                "guardline.cli",
+                "pipeline.cli",
                 *args,
                 "--hr-url",
                 f"sqlite:///{_exchange(province, code)}",

@@ -3,7 +3,7 @@
 One tiny synthetic county per module; night 1 (2026-11-27) runs once into a template
 folder (inbox, stage, outbox, warehouse.duckdb). Each case copies the template, adds its
 bad delivery (``tests/bad_deliveries.py``) and runs night 2 (2026-11-28) — or a first
-night on a fresh stage — through ``guardline.cli.invoke`` in this process, twice.
+night on a fresh stage — through ``pipeline.cli.invoke`` in this process, twice.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from guardline.cli import invoke
+from pipeline.cli import invoke
 from synth.generate import generate
 from tests.bad_deliveries import BY_ID, CASES, POSTGRESQL, Case
 

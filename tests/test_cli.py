@@ -8,7 +8,7 @@ def _guardline(*args, env_key: bool = False):
     if env_key:
         env["GUARDLINE_PSEUDONYM_KEY"] = "a-test-secret-of-enough-length"
     return subprocess.run(
-        [sys.executable, "-m", "guardline.cli", *args], capture_output=True, text=True, timeout=300, env=env
+        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=300, env=env
     )
 
 
@@ -37,7 +37,7 @@ def test_generate_writes_inbox_and_truth(tmp_path):
 
 
 def test_usage_mistakes_exit_2_without_a_traceback(tmp_path):
-    from guardline.cli import invoke
+    from pipeline.cli import invoke
 
     for args in (["run", "--bogus"], ["run", "--inbox", str(tmp_path), "--lock-timeout", "soon"], ["nonsense"]):
         assert invoke(args) == 2, args

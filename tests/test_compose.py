@@ -86,7 +86,7 @@ def test_the_environment_the_dags_and_workers_need():
 
 
 def test_the_variables_and_connections_are_the_ones_the_dags_read():
-    from guardline import orchestration as orch
+    from pipeline import orchestration as orch
 
     env = _compose()["services"]["airflow-worker"]["environment"]
     config = orch.config()

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from connectors.ingest import Landing, extract, ingest, stage, validate
 from connectors.validation import Validator
 from guardline.atomic import recover
-from guardline.cli import invoke, today
+from pipeline.cli import invoke, today
 from staging.stage import Stage
 from synth.generate import generate
 from tests.conftest import AS_OF
@@ -174,7 +174,7 @@ def _tables(url: str) -> dict[str, pl.DataFrame]:
 @pytest.fixture(scope="module")
 def reference(small, tmp_path_factory) -> tuple[Path, list[str]]:
     """A night never killed, and the boundaries its hook saw, in order."""
-    from guardline.night import run_night
+    from pipeline.night import run_night
 
     home = tmp_path_factory.mktemp("reference")
     seen: list[str] = []

@@ -15,9 +15,9 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from connectors.ingest import Landing, extract, ingest, stage, validate
 from connectors.validation import Validator
-from guardline import orchestration as orch
-from guardline import steps
 from guardline.errors import DeliveryError, GuardlineError, Unavailable
+from pipeline import orchestration as orch
+from pipeline import steps
 from staging.stage import Stage
 from tests.conftest import AS_OF, inbox
 

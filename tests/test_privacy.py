@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from guardline import idnumber
-from guardline.cli import invoke
+from pipeline.cli import invoke
 from synth.generate import generate
 from tests.conftest import AS_OF
 from warehouse.roles import ANALYST, MONITOR, create_roles, create_scoped_login

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.ingest import ingest
-from guardline.cli import invoke
-from guardline.night import run_night
 from matching.run import match_stage
+from pipeline.cli import invoke
+from pipeline.night import run_night
 from staging.stage import Stage
 from staging.versions import as_of, merge_versions
 from synth.generate import generate

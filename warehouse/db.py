@@ -29,10 +29,6 @@ CONNECT_TIMEOUT = 5  # seconds: an unreachable server is said within seconds, no
 NIGHT_LOCK = 0x6775_6172_646C  # the advisory lock key of "one night at a time" ("guardl")
 
 
-def default_url(home: Path) -> str:
-    return f"duckdb:///{(home / 'warehouse.duckdb').resolve()}"
-
-
 def normalise_url(url: str) -> str:
     """``postgres://`` and ``postgresql://`` as users write them, on the installed driver."""
     for prefix in ("postgres://", "postgresql://"):

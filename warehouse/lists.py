@@ -211,7 +211,7 @@ def _township_csv(part: pl.DataFrame, path: Path) -> None:
     write_csv(path, frame.columns, frame.iter_rows())
 
 
-def write_stage_lists(stage: Stage, as_of: date, outbox: Path) -> list[Path]:
+def write_stage_lists(stage: Stage, as_of: date, outbox: Path, on_step: Hook | None = None) -> list[Path]:
     """The lists of the night ``as_of`` from a stage's flags and register."""
     flags = stage.nightly("flags", as_of)
     register = stage.records("registry", as_of)
@@ -219,4 +219,4 @@ def write_stage_lists(stage: Stage, as_of: date, outbox: Path) -> list[Path]:
         raise GuardlineError(
             f"no flags for {as_of} in {stage.root}: run `guardline flag --as-of {as_of}` first"
         )
-    return write_lists(flags, register, as_of, outbox)
+    return write_lists(flags, register, as_of, outbox, on_step)

@@ -40,8 +40,12 @@ from warehouse.privacy import (
 
 @dataclass
 class LoadResult:
-    rows: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # rows written per table
     seconds: float = 0.0
+
+    def summary(self) -> dict:
+        """What the step did, as JSON: the CLI, the run audit and XCom render this."""
+        return {"rows": dict(self.rows), "seconds": round(self.seconds, 3)}
 
 
 def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:

@@ -12,17 +12,26 @@ from __future__ import annotations
 
 import functools
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from datetime import date
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+import sqlalchemy as sa
 
 from connectors.sources import REGISTER
+from guardline.atomic import Hook
 from guardline.errors import GuardlineError, Unavailable
 from guardline.files import private
 from staging.layout import Layout
 from staging.stage import Stage
+
+if TYPE_CHECKING:
+    from matching.run import MatchResult
+    from rules.catalogue import Catalogue
+    from rules.run import FlagResult
+    from warehouse.load import LoadResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -148,51 +157,102 @@ def refusals(source: str, staged: dict[str, dict]) -> str:
 
 
 @writes_privately
-def match(stage_root: Path, county: str, as_of: date, settings: str = "china") -> dict[str, int]:
-    """Link the records one county's night sees to its register; links by status."""
+def match(county_stage: Path, as_of: date, settings: str = "china") -> MatchResult:
+    """Link the records one county's night sees to its register."""
     from matching.run import match_stage
 
-    return match_stage(Stage(stage_root / county), as_of, settings).counts()
+    return match_stage(Stage(county_stage), as_of, settings)
 
 
 @writes_privately
-def flag(stage_root: Path, county: str, as_of: date) -> dict[str, int]:
-    """The rules for one county's night; firing flags by rule, and the exit candidates."""
+def flag(county_stage: Path, as_of: date, catalogue: Catalogue | None = None) -> FlagResult:
+    """The rules for one county's night: flags with their lifecycle, exit candidates."""
     from rules.run import flag_stage
 
-    result = flag_stage(Stage(stage_root / county), as_of)
-    return {**result.by_rule(), "households": result.households, "exit_candidates": result.exits.height}
+    return flag_stage(Stage(county_stage), as_of, catalogue)
 
 
 @writes_privately
-def load(url: str, stage_root: Path, counties: list[str], as_of: date, run_id: str = "") -> dict[str, int]:
-    """Every county's night into the warehouse in one transaction, and the run's audit row
-    (naming the Airflow run); rows per table."""
+def load(
+    eng: sa.Engine,
+    county_stages: Mapping[str, Path],
+    as_of: date,
+    demo: bool = False,
+    rekey: bool = False,
+    on_step: Hook | None = None,
+) -> LoadResult:
+    """Every county's night into the warehouse in one transaction."""
+    from warehouse.load import load_night
+
+    stages = {county: Stage(path) for county, path in county_stages.items()}
+    return load_night(eng, stages, as_of, demo=demo, rekey=rekey, on_step=on_step)
+
+
+@writes_privately
+def publish(county_stage: Path, outbox: Path, as_of: date, on_step: Hook | None = None) -> list[Path]:
+    """One county's township lists of the night: ``<outbox>/<as_of>/<township>.xlsx``."""
+    from warehouse.lists import write_stage_lists
+
+    return write_stage_lists(Stage(county_stage), as_of, outbox, on_step)
+
+
+def load_province(
+    url: str, county_stages: Mapping[str, Path], as_of: date, runner: str, summaries: Mapping[str, Mapping[str, dict]]
+) -> dict:
+    """The scheduler's load: every county in one transaction, then the run audit (the one
+    schema of :func:`audit`) from the earlier tasks' summaries; the load's summary."""
+    import time
     from datetime import datetime
 
     from warehouse.db import engine
-    from warehouse.load import load_night, record_run
+    from warehouse.load import record_run
 
-    started = datetime.now()
+    started, t = datetime.now(), time.perf_counter()
     eng = engine(url)
     try:
-        rows = load_night(eng, {c: Stage(stage_root / c) for c in counties}, as_of).rows
-        record_run(eng, as_of, {"airflow_run_id": run_id, "counties": counties, "rows": rows}, started)
-        return rows
+        loaded = load(eng, county_stages, as_of)
+        seconds = {
+            "match": sum(s.get("seconds", 0.0) for s in summaries.get("match", {}).values()),
+            "load": time.perf_counter() - t,
+        }
+        steps_done = {**summaries, "load": {"*": loaded.summary()}}
+        record_run(eng, as_of, audit(runner, as_of, county_stages, steps_done, seconds), started)
+        return loaded.summary()
     finally:
         eng.dispose()
 
 
-@writes_privately
-def publish(stage_root: Path, outbox_root: Path, counties: list[str], as_of: date) -> list[str]:
-    """The township lists of every county: ``<outbox>/<county>/<as_of>/<township>.xlsx``."""
-    from warehouse.lists import write_stage_lists
-
-    return [
-        str(path)
-        for county in counties
-        for path in write_stage_lists(Stage(stage_root / county), as_of, outbox_root / county)
-    ]
+def audit(
+    runner: str,
+    as_of: date,
+    county_stages: Mapping[str, Path],
+    steps: Mapping[str, Mapping[str, dict]],
+    seconds: Mapping[str, float],
+    stopped: str = "",
+    failed_sources: Mapping[str, str] | None = None,
+) -> dict:
+    """The run audit of a night, one schema whoever ran it (``guardline run`` or an
+    Airflow run): per county the night's files (from its ledger), links, flags; rows
+    loaded; seconds per step; why it stopped. ``steps``: step name -> county -> the step
+    result's ``summary()`` (the load's under the county ``*``)."""
+    counties = {}
+    for county, path in county_stages.items():
+        ledger = Stage(path).ledger()
+        night = ledger.filter(ledger["as_of"] == as_of).select(
+            "source", "file", "status", "rows_read", "loaded", "quarantined", "duplicates"
+        )
+        counties[county] = {
+            "files": night.to_dicts(),
+            **{k: v for step in ("match", "rules") for k, v in steps.get(step, {}).get(county, {}).items() if k != "seconds"},
+        }
+    return {
+        "runner": runner,
+        "counties": counties,
+        "failed_sources": dict(failed_sources or {}),
+        "rows": steps.get("load", {}).get("*", {}).get("rows", {}),
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "stopped": stopped,
+    }
 
 
 def _county_stage(landing: Path) -> Path:

@@ -29,6 +29,7 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
+from guardline import config as config_
 from guardline.errors import GuardlineError, Unavailable
 
 CONFIG = Path(__file__).with_name("orchestration.yaml")
@@ -42,7 +43,7 @@ def config() -> dict[str, Any]:
 
 
 def timezone() -> ZoneInfo:
-    return ZoneInfo(config()["timezone"])
+    return config_.timezone()
 
 
 def start_date() -> datetime:
@@ -51,7 +52,7 @@ def start_date() -> datetime:
 
 def cron(expression: str) -> CronTriggerTimetable:
     """A wall-clock schedule in the configured time zone (01:00 is 01:00 in Shanghai)."""
-    return CronTriggerTimetable(expression, timezone=config()["timezone"])
+    return CronTriggerTimetable(expression, timezone=str(timezone()))
 
 
 def sources() -> dict[str, dict[str, Any]]:
@@ -127,7 +128,7 @@ def as_of(context: Any) -> date:
     if nights:
         return max(nights)
     moment = context.get("logical_date") or context["dag_run"].run_after
-    return moment.astimezone(timezone()).date()
+    return config_.night_of(moment)
 
 
 def variable(name: str) -> str:
@@ -174,10 +175,10 @@ def exchange_url(county: str) -> str | None:
 
 
 def warehouse_url(stage_root: Path) -> str:
-    """The warehouse: the configured connection, else GUARDLINE_WAREHOUSE_URL, else the
-    embedded DuckDB file in the stage root."""
-    url = sqlalchemy_url(config()["connections"]["warehouse"]) or os.environ.get("GUARDLINE_WAREHOUSE_URL")
-    return url or f"duckdb:///{stage_root / 'warehouse.duckdb'}"
+    """The warehouse: the configured connection, else as the command line resolves it
+    (guardline.config: GUARDLINE_WAREHOUSE_URL, else the embedded DuckDB file, here in
+    the stage root)."""
+    return config_.warehouse_url(sqlalchemy_url(config()["connections"]["warehouse"]), stage_root)
 
 
 def provide_pseudonym_key() -> None:

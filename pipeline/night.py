@@ -144,12 +144,9 @@ def run_night(
     stop the process there).
     """
     from connectors.ingest import ingest
-    from matching.run import match_stage
-    from rules.run import flag_stage
-    from staging.stage import Stage
+    from pipeline import steps
     from warehouse.db import unreachable
-    from warehouse.lists import write_lists
-    from warehouse.load import load_night, record_run
+    from warehouse.load import record_run
 
     hook = on_step or (lambda _step: None)
     result = NightResult(as_of, url, outbox)
@@ -167,21 +164,17 @@ def run_night(
         try:
             step("extract+validate", "ingested", lambda: ingest(inbox, as_of, stage_dir, hr_url, on_step=on_step))
             _register_or_stop(result, stage_dir, as_of)
-            step("match", "matched", lambda: match_stage(Stage(stage_dir), as_of))
-            step("rules", "flagged", lambda: flag_stage(Stage(stage_dir), as_of))
-            step("load", "loaded", lambda: load_night(eng, Stage(stage_dir), as_of, demo=demo, rekey=rekey))
-            step(
-                "publish",
-                "written",
-                lambda: write_lists(result.flagged.flags, Stage(stage_dir).records("registry", as_of), as_of, outbox, on_step),
-            )
+            step("match", "matched", lambda: steps.match(stage_dir, as_of))
+            step("rules", "flagged", lambda: steps.flag(stage_dir, as_of))
+            step("load", "loaded", lambda: steps.load(eng, {"": stage_dir}, as_of, demo, rekey))
+            step("publish", "written", lambda: steps.publish(stage_dir, outbox, as_of, on_step))
         except GuardlineError as exc:
             result.stopped = str(exc)
         except sa.exc.DBAPIError as exc:  # the warehouse went away in the middle of the night
             result.stopped = str(unreachable(eng, exc))
         if result.ingested is not None:
             try:
-                record_run(eng, as_of, audit(result), started)
+                record_run(eng, as_of, audit(result, stage_dir), started)
             except sa.exc.DBAPIError as exc:
                 result.stopped = result.stopped or str(unreachable(eng, exc))
     return result
@@ -201,26 +194,15 @@ def _register_or_stop(result: NightResult, stage_dir: Path, as_of: date) -> None
     raise GuardlineError("no register to match against: no registry/ export delivered on or before tonight")
 
 
-def audit(result: NightResult) -> dict:
-    """The run audit's counts of one night."""
-    ingested = result.ingested
-    return {
-        "files": [
-            {
-                "source": f.source,
-                "file": f.file,
-                "status": f.status,
-                "rows_read": f.rows_read,
-                "loaded": f.loaded,
-                "quarantined": f.quarantined,
-                "duplicates": f.duplicates,
-            }
-            for s in ingested.sources
-            for f in s.files
-        ],
-        "failed_sources": {s.source: s.reason for s in ingested.failed},
-        "links": result.matched.counts() if result.matched is not None else {},
-        "flags": result.flagged.by_rule() if result.flagged is not None else {},
-        "seconds": result.seconds,
-        "stopped": result.stopped,
-    }
+def audit(result: NightResult, stage_dir: Path) -> dict:
+    """The run audit of one county's night, in the one schema of :func:`steps.audit`."""
+    from pipeline import steps
+
+    summaries: dict[str, dict[str, dict]] = {}
+    for name, done in (("match", result.matched), ("rules", result.flagged)):
+        if done is not None:
+            summaries[name] = {"": done.summary()}
+    if result.loaded is not None:
+        summaries["load"] = {"*": result.loaded.summary()}
+    failed = result.ingested.summary()["failed_sources"] if result.ingested is not None else {}
+    return steps.audit("guardline run", result.as_of, {"": stage_dir}, summaries, result.seconds, result.stopped, failed)
