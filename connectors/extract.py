@@ -16,9 +16,9 @@ from connectors.landing import Batch, Landing
 from connectors.quarantine import refusal
 from connectors.readers import read_file
 from connectors.results import FileResult
-from connectors.sources import DATABASE_SOURCES, DEPARTMENTS, FILE_SOURCES
+from connectors.sources import DATABASE_SOURCES, department
 from connectors.spec import Source
-from guardline.errors import DeliveryError, GuardlineError
+from guardline.errors import DeliveryError
 from staging.stage import Prior, Stage
 
 
@@ -33,14 +33,6 @@ def list_files(source: Source, inbox: Path, as_of: date) -> list[Path]:
     return arrived_by(paths, as_of, source.snapshot)
 
 
-def source_named(name: str) -> Source:
-    """A department by name: a file source, or the 人社 exchange (its first table stands for it)."""
-    for source in (*FILE_SOURCES, human_resources.EMPLOYMENT):
-        if source.name == name:
-            return source
-    raise GuardlineError(f"no source named {name!r}; the sources are {', '.join(DEPARTMENTS)}")
-
-
 def extract(name: str, inbox: Path, as_of: date, stage: Stage, hr_url: str | None = None) -> Landing:
     """Read the new deliveries of one source: files not loaded before, or one pull of the
     exchange tables behind their watermarks.
@@ -48,7 +40,7 @@ def extract(name: str, inbox: Path, as_of: date, stage: Stage, hr_url: str | Non
     A file that cannot be read is refused here, alone; an exchange that does not answer
     raises :class:`Unavailable` (worth retrying), a table it cannot read is refused.
     """
-    source = source_named(name)
+    source = department(name)
     landing = Landing(source.name, as_of)
     if stage.earlier_than_staged(source.stage_name, as_of):
         # A night older than one already staged is re-run from what had arrived by it:

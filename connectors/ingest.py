@@ -23,13 +23,13 @@ import polars as pl
 
 from connectors import human_resources
 from connectors.canonical import canonicalize
-from connectors.extract import default_hr_url, extract, list_files, source_named, unforeseen
+from connectors.extract import default_hr_url, extract, list_files, unforeseen
 from connectors.landing import Batch, Landing
 from connectors.quarantine import quarantine_rows, refusal
 from connectors.readers import read_file
 from connectors.readers.batch import RawBatch
 from connectors.results import FileResult, IngestResult, SourceResult
-from connectors.sources import BY_STAGE_NAME, DATABASE_SOURCES, DEPARTMENTS, FILE_SOURCES
+from connectors.sources import BY_STAGE_NAME, DATABASE_SOURCES, DEPARTMENTS, FILE_SOURCES, department
 from connectors.spec import Source
 from connectors.validation import Validator
 from guardline.atomic import Hook
@@ -92,7 +92,7 @@ def stage(landing: Landing, into: Stage, on_step: Hook | None = None) -> SourceR
 
 
 def _stage_files(landing: Landing, stage: Stage) -> SourceResult:
-    source = source_named(landing.source)
+    source = department(landing.source)
     out = SourceResult(source.name)
     if not landing.batches and not landing.failures:
         out.status = "nothing new"

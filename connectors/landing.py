@@ -10,11 +10,10 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors import human_resources
 from connectors.canonical import Canonical
 from connectors.readers.batch import RawBatch
 from connectors.results import FileResult
-from connectors.sources import BY_STAGE_NAME
+from connectors.sources import BY_STAGE_NAME, department
 
 
 @dataclass
@@ -44,7 +43,7 @@ class Landing:
 
     @property
     def exchange(self) -> bool:
-        return self.source == human_resources.EMPLOYMENT.name
+        return department(self.source).fmt == "sql"
 
     def save(self, folder: Path) -> Path:
         """Write the landing under ``folder`` (replacing an earlier one); returns the folder."""

@@ -42,7 +42,6 @@ SOURCE = Source(
     key=("person_id",),
     identity=Identity("id_number", "name", "phone", ("township", "village")),
     event_date=None,
-    min_id_valid=0.9,
     key_conflicts="quarantine",
     snapshot=True,
 )

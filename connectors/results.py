@@ -49,6 +49,16 @@ class SourceResult:
     def refused(self) -> list[FileResult]:
         return [f for f in self.files if f.status == "failed"]
 
+    def summary(self) -> dict:
+        """What the step did, as JSON: the CLI, the run audit and XCom render this."""
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "records": self.records,
+            **{a: self.total(a) for a in ("rows_read", "loaded", "quarantined", "duplicates")},
+            "seconds": round(self.seconds, 3),
+        }
+
 
 @dataclass
 class IngestResult:

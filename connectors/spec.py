@@ -70,7 +70,6 @@ class Source:
     sheet: str | None = None
     key_fallback: tuple[str, ...] = ()  # used when the first key field is blank
     key_prefix: str = ""  # 人社: the table name comes first
-    min_id_valid: float = 0.5  # below this share of valid ID numbers the batch fails
     # A key repeated inside one file with other values: the later row supersedes (the
     # departments' corrections), or — where a key names one thing only, like the
     # register's 人编号 — every such row is quarantined, since none can be told right.

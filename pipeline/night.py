@@ -183,11 +183,12 @@ def run_night(
 def _register_or_stop(result: NightResult, stage_dir: Path, as_of: date) -> None:
     """No register staged, not even an earlier one: the night cannot go on, and the line
     says why (the register refused tonight, or none delivered)."""
+    from connectors.sources import REGISTER
     from staging.stage import Stage
 
-    if Stage(stage_dir).records("registry", as_of) is not None:
+    if Stage(stage_dir).records(REGISTER.stage_name, as_of) is not None:
         return
-    registry = next((s for s in result.ingested.sources if s.source == "registry"), None)
+    registry = next((s for s in result.ingested.sources if s.source == REGISTER.name), None)
     if registry is not None and registry.refused:
         f = registry.refused[0]
         raise GuardlineError(f"no register to match against: {f.file} was refused ({f.reason})")

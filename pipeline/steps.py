@@ -1,11 +1,12 @@
-"""The night's steps as the DAG tasks call them: plain values in (paths, a date, a county),
-plain values out (paths and counts), the data itself on disk.
+"""The night's steps, which ``guardline run`` (pipeline.night) and the DAG tasks both
+call: extract, validate and stage per source (the command line chains them in memory
+through ``connectors.ingest.ingest``; a sync DAG saves the landing between its tasks),
+then match, flag, load and publish per county.
 
-Each step is a thin wrapper over the functions ``guardline run`` calls — ingest's
-extract/validate/stage, ``match_stage``, ``flag_stage``, ``load_night``, ``write_lists`` —
-laid out for a province: the inbox, stage and outbox roots hold one folder per county.
-Nothing here imports Airflow, so every step runs and is tested without it; what a task
-returns is JSON that XCom keeps as it is.
+Each step returns its result object, which carries its own account (``summary()``): the
+command line prints it, a task returns it to XCom as JSON, and the run audit is written
+from it in one schema (:func:`audit`), whoever ran the night. In a province the inbox,
+stage and outbox roots hold one folder per county. Nothing here imports Airflow.
 """
 
 from __future__ import annotations
@@ -131,15 +132,7 @@ def stage(landing_paths: list[str]) -> dict[str, dict]:
         folder = Path(path)
         county_stage = _county_stage(folder)
         result = stage_landing(Landing.load(folder), Stage(county_stage))
-        out[county_stage.name] = {
-            "status": result.status,
-            "reason": result.reason,
-            "records": result.records,
-            "rows_read": result.total("rows_read"),
-            "loaded": result.total("loaded"),
-            "quarantined": result.total("quarantined"),
-            "duplicates": result.total("duplicates"),
-        }
+        out[county_stage.name] = result.summary()
         shutil.rmtree(folder)
         with suppress(OSError):  # the night's folder, once every source has staged
             folder.parent.rmdir()

@@ -127,8 +127,9 @@ def _scan(conn: sa.Connection, relations: list[str], names: set[str]) -> tuple[i
 
 
 def _names(stage: Path) -> set[str]:
-    register = pl.read_parquet(stage / "records" / "registry.parquet")
-    return set(register["name"].drop_nulls())
+    from staging.stage import Stage
+
+    return set(Stage(stage).versions("registry")["name"].drop_nulls())
 
 
 @pytest.mark.parametrize("which", ["default", "refused_but_one"])

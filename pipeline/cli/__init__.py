@@ -46,7 +46,3 @@ def invoke(args: list[str] | None = None) -> int:
 def main() -> None:
     """Entry point: the exit status of :func:`invoke`."""
     sys.exit(invoke(sys.argv[1:]))
-
-
-if __name__ == "__main__":
-    main()
