@@ -17,6 +17,7 @@ from pypinyin import Style, lazy_pinyin
 
 from guardline import idnumber
 from synth import generate as gen
+from synth.deliver_hr import EVENT_COLUMNS
 from synth.noise import NoiseProfile, load_settings
 from tests import deliveries
 
@@ -70,7 +71,7 @@ def test_files_are_in_their_declared_formats(county):
         ("wage_base", "NUMERIC"),
         ("status", "TEXT"),
     ]
-    assert [c for c, _ in cols["rs_employment_event"]] == list(gen.EVENT_COLUMNS)
+    assert [c for c, _ in cols["rs_employment_event"]] == list(EVENT_COLUMNS)
     periods = [r[0] for r in con.execute("select distinct period from rs_contribution_month order by 1")]
     assert len(periods) == 18 and periods[-1] == 202610
     assert {r[0] for r in con.execute("select distinct status from rs_contribution_month")} == {
