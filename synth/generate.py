@@ -21,7 +21,7 @@ from synth.deliver import Delivered, Presenter, key_of, month_files, unique_keys
 from synth.deliver_hr import deliver_hr
 from synth.deliver_register import write_register
 from synth.noise import NoiseProfile, load_settings
-from synth.noisy import Fields, identity_defects, redeliveries
+from synth.noisy import Fields, noisy_rows, reset_identity
 from synth.places import COUNTIES
 from synth.register import generate_register
 from synth.truth_files import write_truth, write_truth_flags
@@ -180,72 +180,12 @@ def _plant_low_income(world: World) -> None:
             )
 
 
-def _protected(world: World) -> set[int]:
-    return {uid for s in world.shocks for uid in s.uids}
-
-
-def _noisy_rows(
-    world: World,
-    records: list[dict[str, Any]],
-    fields: Fields,
-    date_field: str,
-    correct: dict[str, Any],
-    out: Delivered,
-) -> list[dict[str, Any]]:
-    """Re-deliveries, then identity defects per record or per person, logged into ``out``."""
-    rows, log = redeliveries(
-        records,
-        world.noise,
-        world.rng,
-        _protected(world),
-        correct,
-        date_field,
-        world.as_of,
-        world.exposure,
-        world.applied,
-    )
-    out.defects += log
-    per_unit: dict[Any, tuple[str, str, list[tuple[str, str]]]] = {}
-    for row in rows:
-        unit = row["_true_id"] if fields.per_identity else row["_uid"]
-        if unit not in per_unit:
-            per_unit[unit] = identity_defects(
-                row["_true_id"],
-                row["_true_name"],
-                row["_born"],
-                fields,
-                world.noise,
-                world.rng,
-                world.exposure,
-                world.applied,
-            )
-        delivered_id, name, applied = per_unit[unit]
-        row[fields.id_field], row[fields.name_field] = delivered_id, name
-        row["_id_defects"] = [d for f, d in applied if f == fields.id_field]
-        if row.get("_copy") is None:
-            out.defects += [(row["_uid"], f, d) for f, d in applied]
-            out.defects += [(row["_uid"], fields.name_field, d) for d in row["_defects"]]
-            world.applied.update(row["_defects"])
-    return rows
-
-
-def _reset_identity(fields: Fields):
-    def reset(row: dict[str, Any]) -> None:
-        row[fields.id_field], row[fields.name_field], row["_id_defects"] = (
-            row["_true_id"],
-            row["_true_name"],
-            [],
-        )
-
-    return reset
-
-
 def _deliver_health(world: World, records: list[dict[str, Any]], folder: Path) -> Delivered:
     out = Delivered("health_insurance")
     fields = Fields("health_insurance", "证件号码", "姓名", per_identity=True, gbk=True)
     hospitals = health_insurance.HOSPITALS
     correct = {"定点医药机构名称": lambda r, rng: hospitals[int(rng.integers(len(hospitals)))]}
-    rows = _noisy_rows(world, records, fields, "结算日期", correct, out)
+    rows = noisy_rows(world, records, fields, "结算日期", correct, out)
     present = Presenter(world.noise, world.rng, out.defects, world.exposure, world.applied)
     first = world.days_ago(health_insurance.HISTORY_DAYS)
     for name, file_rows in month_files(rows, world.as_of, first, "yb_settlement_{ym}.csv").items():
@@ -284,14 +224,14 @@ def _deliver_civil(world: World, records: list[dict[str, Any]], folder: Path) ->
         "备注": lambda r, rng: remarks[int(rng.integers(len(remarks)))] or "更正",
         "联系电话": lambda r, rng: f"1{rng.choice([3, 5, 8])}{rng.integers(0, 10**9):09d}",
     }
-    rows = _noisy_rows(world, records, fields, "审批日期", correct, out)
+    rows = noisy_rows(world, records, fields, "审批日期", correct, out)
     present = Presenter(world.noise, world.rng, out.defects, world.exposure, world.applied)
     for row in rows:
         row["_id_cell"] = present.id_cell(
             row["_uid"], row["身份证号码"], row["_true_id"], row["_id_defects"], xlsx=True
         )
     key = key_of(("_id_cell", "姓名", "救助类别", "审批日期"))
-    reset = _reset_identity(fields)
+    reset = reset_identity(fields)
     unique_keys(rows, key, lambda r: (reset(r), r.update(_id_cell=r["身份证号码"])))
     first = world.days_ago(civil_affairs.HISTORY_DAYS)
     addresses: dict[int, str] = {}
@@ -335,7 +275,7 @@ def _deliver_disaster(world: World, events: list, records: list[dict[str, Any]],
         "农作物受灾面积(亩)": lambda r, rng: round(float(r["农作物受灾面积(亩)"]) + 0.5, 1),
         "核查日期": lambda r, rng: r["核查日期"],
     }
-    rows = _noisy_rows(world, records, fields, "灾害发生日期", correct, out)
+    rows = noisy_rows(world, records, fields, "灾害发生日期", correct, out)
     present = Presenter(world.noise, world.rng, out.defects, world.exposure, world.applied)
     by_event = {e.disaster_id: e for e in events}
     places: dict[int, tuple[str, str]] = {}
@@ -357,7 +297,7 @@ def _deliver_disaster(world: World, events: list, records: list[dict[str, Any]],
             return key_of(("灾害编号", "乡镇", "行政村", "户主姓名"))(r)
         return key_of(("灾害编号", "_id_cell"))(r)
 
-    reset = _reset_identity(fields)
+    reset = reset_identity(fields)
     unique_keys(rows, key, lambda r: (reset(r), r.update(_id_cell=r["户主身份证号"])))
     files: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
