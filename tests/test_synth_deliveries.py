@@ -17,6 +17,7 @@ from pypinyin import Style, lazy_pinyin
 
 from guardline import idnumber
 from synth import generate as gen
+from synth.deliver_health import HEALTH_HEADER
 from synth.deliver_hr import EVENT_COLUMNS
 from synth.noise import NoiseProfile, load_settings
 from tests import deliveries
@@ -43,7 +44,7 @@ def test_files_are_in_their_declared_formats(county):
     for path in (inbox / "health_insurance").glob("*.csv"):
         raw = path.read_bytes()
         text = raw.decode("gbk")
-        assert text.split("\r\n", 1)[0].split(",") == list(gen.HEALTH_HEADER)
+        assert text.split("\r\n", 1)[0].split(",") == list(HEALTH_HEADER)
         with pytest.raises(UnicodeDecodeError):
             raw.decode("utf-8")  # real GBK, not UTF-8 that happens to decode
     for path in (inbox / "civil_affairs").glob("*.xlsx"):
