@@ -17,7 +17,8 @@ import numpy as np
 import polars as pl
 
 from synth import civil_affairs, emergency_management, health_insurance, human_resources
-from synth.deliver import Delivered, Presenter, key_of, month_files, unique_keys
+from synth.deliver import Delivered, Presenter, key_of, unique_keys
+from synth.deliver_civil import deliver_civil
 from synth.deliver_health import deliver_health
 from synth.deliver_hr import deliver_hr
 from synth.deliver_register import write_register
@@ -29,20 +30,6 @@ from synth.truth_files import write_truth, write_truth_flags
 from synth.world import Shock, World
 from synth.writers import write_csv, write_xlsx
 
-CIVIL_HEADER = (
-    "序号",
-    "姓名",
-    "身份证号码",
-    "救助类别",
-    "变动类型",
-    "保障人数",
-    "月保障金额(元)",
-    "临时救助金额(元)",
-    "审批日期",
-    "户籍地址",
-    "联系电话",
-    "备注",
-)
 DISASTER_HEADER = (
     "灾害编号",
     "灾害种类",
@@ -116,7 +103,7 @@ def generate(
     inbox, truth = out / "inbox", out / "truth"
     delivered = [
         deliver_health(world, health, inbox / "health_insurance"),
-        _deliver_civil(world, civil, inbox / "civil_affairs"),
+        deliver_civil(world, civil, inbox / "civil_affairs"),
         _deliver_disaster(world, events, disasters, inbox / "emergency_management"),
         deliver_hr(world, hr_events, contributions, inbox / "human_resources" / "exchange.sqlite"),
     ]
@@ -158,58 +145,6 @@ def _plant_low_income(world: World) -> None:
             world.shocks.append(
                 Shock(hh["household_id"], "low_income", "below_line", expected, variant, per_capita, line, [])
             )
-
-
-def _deliver_civil(world: World, records: list[dict[str, Any]], folder: Path) -> Delivered:
-    out = Delivered("civil_affairs")
-    fields = Fields("civil_affairs", "身份证号码", "姓名", per_identity=False)
-    remarks = civil_affairs.REMARKS
-    correct = {
-        "备注": lambda r, rng: remarks[int(rng.integers(len(remarks)))] or "更正",
-        "联系电话": lambda r, rng: f"1{rng.choice([3, 5, 8])}{rng.integers(0, 10**9):09d}",
-    }
-    rows = noisy_rows(world, records, fields, "审批日期", correct, out)
-    present = Presenter(world.noise, world.rng, out.defects, world.exposure, world.applied)
-    for row in rows:
-        row["_id_cell"] = present.id_cell(
-            row["_uid"], row["身份证号码"], row["_true_id"], row["_id_defects"], xlsx=True
-        )
-    key = key_of(("_id_cell", "姓名", "救助类别", "审批日期"))
-    reset = reset_identity(fields)
-    unique_keys(rows, key, lambda r: (reset(r), r.update(_id_cell=r["身份证号码"])))
-    first = world.days_ago(civil_affairs.HISTORY_DAYS)
-    addresses: dict[int, str] = {}
-    for name, file_rows in month_files(rows, world.as_of, first, "mz_changes_{ym}.xlsx").items():
-        ym = name[-11:-5]
-        table = []
-        for n, r in enumerate(file_rows, start=1):
-            uid = r["_uid"]
-            if uid not in addresses:
-                addresses[uid] = (
-                    f"{world.county.name}{present.place(uid, '户籍地址', r['_township'])}"
-                    f"{present.place(uid, '户籍地址', r['_village'])}{r['_group']}组"
-                )
-            addr = addresses[uid]
-            table.append(
-                [
-                    n,
-                    r["姓名"],
-                    r["_id_cell"],
-                    r["救助类别"],
-                    r["变动类型"],
-                    r["保障人数"],
-                    present.amount(uid, "月保障金额(元)", r["月保障金额(元)"], xlsx=True),
-                    present.amount(uid, "临时救助金额(元)", r["临时救助金额(元)"], xlsx=True),
-                    present.date(uid, "审批日期", r["审批日期"], xlsx=True),
-                    addr,
-                    r["联系电话"],
-                    r["备注"],
-                ]
-            )
-            out.add(uid, key(r), f"civil_affairs/{name}", r.get("_copy") or "")
-        title = f"{world.county.name}民政局社会救助对象变动明细({ym[:4]}年{int(ym[4:])}月)"
-        write_xlsx(folder / name, "Sheet1", CIVIL_HEADER, table, title=title)
-    return out
 
 
 def _deliver_disaster(world: World, events: list, records: list[dict[str, Any]], folder: Path) -> Delivered:

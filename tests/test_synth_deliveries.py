@@ -17,6 +17,7 @@ from pypinyin import Style, lazy_pinyin
 
 from guardline import idnumber
 from synth import generate as gen
+from synth.deliver_civil import CIVIL_HEADER
 from synth.deliver_health import HEALTH_HEADER
 from synth.deliver_hr import EVENT_COLUMNS
 from synth.noise import NoiseProfile, load_settings
@@ -51,7 +52,7 @@ def test_files_are_in_their_declared_formats(county):
         ws = openpyxl.load_workbook(path).worksheets[0]
         assert ws.cell(1, 1).value.startswith("花垣县民政局社会救助对象变动明细(")
         assert next(str(r) for r in ws.merged_cells.ranges).startswith("A1:")
-        assert tuple(c.value for c in ws[2]) == gen.CIVIL_HEADER
+        assert tuple(c.value for c in ws[2]) == CIVIL_HEADER
     kinds = {p.suffix for p in (inbox / "emergency_management").iterdir()}
     assert kinds == {".xlsx", ".csv"}
     for path in (inbox / "emergency_management").glob("*.xlsx"):
