@@ -16,8 +16,8 @@ from opencc import OpenCC
 from pypinyin import Style, lazy_pinyin
 
 from guardline import idnumber
-from synth import generate as gen
 from synth.deliver_civil import CIVIL_HEADER
+from synth.deliver_disaster import DISASTER_HEADER
 from synth.deliver_health import HEALTH_HEADER
 from synth.deliver_hr import EVENT_COLUMNS
 from synth.noise import NoiseProfile, load_settings
@@ -58,7 +58,7 @@ def test_files_are_in_their_declared_formats(county):
     for path in (inbox / "emergency_management").glob("*.xlsx"):
         wb = openpyxl.load_workbook(path, read_only=True)
         assert wb.sheetnames == ["灾情核查"]
-        assert next(wb["灾情核查"].iter_rows(values_only=True)) == gen.DISASTER_HEADER
+        assert next(wb["灾情核查"].iter_rows(values_only=True)) == DISASTER_HEADER
     for path in (inbox / "emergency_management").glob("*.csv"):
         assert path.read_bytes().startswith(b"\xef\xbb\xbf")
     con = sqlite3.connect(inbox / "human_resources" / "exchange.sqlite")
