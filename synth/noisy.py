@@ -16,7 +16,9 @@ import numpy as np
 import polars as pl
 
 from synth import noise
+from synth.deliver import Delivered
 from synth.noise import NoiseProfile
+from synth.world import World
 
 
 @dataclass(frozen=True)
@@ -168,3 +170,63 @@ def redeliveries(
             log.append((rec["_uid"], "*", "supersede_row"))
     applied_count.update(d for _, _, d in log)
     return out, log
+
+
+def _protected(world: World) -> set[int]:
+    return {uid for s in world.shocks for uid in s.uids}
+
+
+def noisy_rows(
+    world: World,
+    records: list[dict[str, Any]],
+    fields: Fields,
+    date_field: str,
+    correct: dict[str, Any],
+    out: Delivered,
+) -> list[dict[str, Any]]:
+    """Re-deliveries, then identity defects per record or per person, logged into ``out``."""
+    rows, log = redeliveries(
+        records,
+        world.noise,
+        world.rng,
+        _protected(world),
+        correct,
+        date_field,
+        world.as_of,
+        world.exposure,
+        world.applied,
+    )
+    out.defects += log
+    per_unit: dict[Any, tuple[str, str, list[tuple[str, str]]]] = {}
+    for row in rows:
+        unit = row["_true_id"] if fields.per_identity else row["_uid"]
+        if unit not in per_unit:
+            per_unit[unit] = identity_defects(
+                row["_true_id"],
+                row["_true_name"],
+                row["_born"],
+                fields,
+                world.noise,
+                world.rng,
+                world.exposure,
+                world.applied,
+            )
+        delivered_id, name, applied = per_unit[unit]
+        row[fields.id_field], row[fields.name_field] = delivered_id, name
+        row["_id_defects"] = [d for f, d in applied if f == fields.id_field]
+        if row.get("_copy") is None:
+            out.defects += [(row["_uid"], f, d) for f, d in applied]
+            out.defects += [(row["_uid"], fields.name_field, d) for d in row["_defects"]]
+            world.applied.update(row["_defects"])
+    return rows
+
+
+def reset_identity(fields: Fields):
+    def reset(row: dict[str, Any]) -> None:
+        row[fields.id_field], row[fields.name_field], row["_id_defects"] = (
+            row["_true_id"],
+            row["_true_name"],
+            [],
+        )
+
+    return reset

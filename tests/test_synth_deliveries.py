@@ -16,7 +16,10 @@ from opencc import OpenCC
 from pypinyin import Style, lazy_pinyin
 
 from guardline import idnumber
-from synth import generate as gen
+from synth.deliver_civil import CIVIL_HEADER
+from synth.deliver_disaster import DISASTER_HEADER
+from synth.deliver_health import HEALTH_HEADER
+from synth.deliver_hr import EVENT_COLUMNS
 from synth.noise import NoiseProfile, load_settings
 from tests import deliveries
 
@@ -42,20 +45,20 @@ def test_files_are_in_their_declared_formats(county):
     for path in (inbox / "health_insurance").glob("*.csv"):
         raw = path.read_bytes()
         text = raw.decode("gbk")
-        assert text.split("\r\n", 1)[0].split(",") == list(gen.HEALTH_HEADER)
+        assert text.split("\r\n", 1)[0].split(",") == list(HEALTH_HEADER)
         with pytest.raises(UnicodeDecodeError):
             raw.decode("utf-8")  # real GBK, not UTF-8 that happens to decode
     for path in (inbox / "civil_affairs").glob("*.xlsx"):
         ws = openpyxl.load_workbook(path).worksheets[0]
         assert ws.cell(1, 1).value.startswith("花垣县民政局社会救助对象变动明细(")
         assert next(str(r) for r in ws.merged_cells.ranges).startswith("A1:")
-        assert tuple(c.value for c in ws[2]) == gen.CIVIL_HEADER
+        assert tuple(c.value for c in ws[2]) == CIVIL_HEADER
     kinds = {p.suffix for p in (inbox / "emergency_management").iterdir()}
     assert kinds == {".xlsx", ".csv"}
     for path in (inbox / "emergency_management").glob("*.xlsx"):
         wb = openpyxl.load_workbook(path, read_only=True)
         assert wb.sheetnames == ["灾情核查"]
-        assert next(wb["灾情核查"].iter_rows(values_only=True)) == gen.DISASTER_HEADER
+        assert next(wb["灾情核查"].iter_rows(values_only=True)) == DISASTER_HEADER
     for path in (inbox / "emergency_management").glob("*.csv"):
         assert path.read_bytes().startswith(b"\xef\xbb\xbf")
     con = sqlite3.connect(inbox / "human_resources" / "exchange.sqlite")
@@ -70,7 +73,7 @@ def test_files_are_in_their_declared_formats(county):
         ("wage_base", "NUMERIC"),
         ("status", "TEXT"),
     ]
-    assert [c for c, _ in cols["rs_employment_event"]] == list(gen.EVENT_COLUMNS)
+    assert [c for c, _ in cols["rs_employment_event"]] == list(EVENT_COLUMNS)
     periods = [r[0] for r in con.execute("select distinct period from rs_contribution_month order by 1")]
     assert len(periods) == 18 and periods[-1] == 202610
     assert {r[0] for r in con.execute("select distinct status from rs_contribution_month")} == {

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from guardline import idnumber
-from synth.generate import REGISTER_HEADER
+from synth.deliver_register import REGISTER_HEADER
 from tests.conftest import AS_OF
 from tests.deliveries import read_csv, read_xlsx
 
