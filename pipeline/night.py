@@ -145,6 +145,7 @@ def run_night(
     """
     from connectors.ingest import ingest
     from pipeline import steps
+    from staging.stage import Stage
     from warehouse.db import unreachable
     from warehouse.load import record_run
 
@@ -174,7 +175,9 @@ def run_night(
             result.stopped = str(unreachable(eng, exc))
         if result.ingested is not None:
             try:
-                record_run(eng, as_of, audit(result, stage_dir), started)
+                counts = audit(result, stage_dir)
+                record_run(eng, as_of, counts, started)
+                Stage(stage_dir).save_run(as_of, counts)  # the night's account, beside its results
             except sa.exc.DBAPIError as exc:
                 result.stopped = result.stopped or str(unreachable(eng, exc))
     return result

@@ -209,7 +209,10 @@ def load_province(
             "load": time.perf_counter() - t,
         }
         steps_done = {**summaries, "load": {"*": loaded.summary()}}
-        record_run(eng, as_of, audit(runner, as_of, county_stages, steps_done, seconds), started)
+        counts = audit(runner, as_of, county_stages, steps_done, seconds)
+        record_run(eng, as_of, counts, started)
+        for path in county_stages.values():  # each county's account of the night, beside its results
+            Stage(path).save_run(as_of, counts)
         return loaded.summary()
     finally:
         eng.dispose()

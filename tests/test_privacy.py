@@ -15,7 +15,6 @@ import stat
 import uuid
 from pathlib import Path
 
-import polars as pl
 import pytest
 import sqlalchemy as sa
 
