@@ -49,7 +49,7 @@ def sync_dag(source: str, spec: dict):
 
             get_current_context()["county"] = county
             inbox, stage_root, _ = orch.folders()
-            url = orch.exchange_url(county) if source == "human_resources" else None
+            url = orch.exchange_url(county) if "connection" in spec else None  # a database source
             return steps.extract(source, inbox, stage_root, county, date.fromisoformat(as_of), url)
 
         @task

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from connectors.ingest import Landing, extract, ingest, stage, validate
 from connectors.validation import Validator
 from guardline.atomic import recover
-from pipeline.cli import invoke, today
+from guardline.config import today
+from pipeline.cli import invoke
 from staging.stage import Stage
 from synth.generate import generate
 from tests.conftest import AS_OF
