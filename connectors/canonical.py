@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from connectors.parse import PARSERS, clean, present
-from connectors.readers.batch import ROW, RawBatch
+from connectors.readers.batch import ID_CELL, ROW, RawBatch
 from connectors.spec import Source
 from guardline import idnumber
 
@@ -23,7 +23,8 @@ ID_VALID = "__id_valid"
 # Characters no delivered value holds: NUL ends keys in PostgreSQL, the others are
 # garbage from a broken export. A cell with one is quarantined, not cleaned silently.
 CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
-META = ("source", "source_record_id", "file", "row", "event_date")
+# Where a record came from, its own date, and what cell its ID was in (ID_CELL).
+META = ("source", "source_record_id", "file", "row", "event_date", ID_CELL)
 
 
 @dataclass
@@ -162,6 +163,7 @@ def canonicalize(source: Source, batch: RawBatch) -> Canonical:
             pl.lit(batch.file).alias("file"),
             pl.col(ROW).alias("row"),
             event.alias("event_date"),
+            (pl.col(ID_CELL) if ID_CELL in batch.frame.columns else pl.lit(None, pl.Boolean)).alias(ID_CELL),
             pl.concat_list(problems).list.drop_nulls().alias(PROBLEMS)
             if problems
             else pl.lit([], pl.List(pl.String)).alias(PROBLEMS),

@@ -44,7 +44,7 @@ EMPLOYMENT = Source(
     ),
     key=("id_number", "event_type", "event_date"),
     key_prefix="rs_employment_event",
-    identity=Identity("id_number", "name"),
+    identity=Identity("id_number", "name", sex="sex"),
     event_date="event_date",
 )
 

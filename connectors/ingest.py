@@ -27,7 +27,7 @@ from connectors.extract import default_hr_url, extract, list_files, unforeseen
 from connectors.landing import Batch, Landing
 from connectors.quarantine import quarantine_rows, refusal
 from connectors.readers import read_file
-from connectors.readers.batch import RawBatch
+from connectors.readers.batch import ID_CELL, RawBatch
 from connectors.results import FileResult, IngestResult, SourceResult
 from connectors.sources import BY_STAGE_NAME, DATABASE_SOURCES, DEPARTMENTS, FILE_SOURCES, department
 from connectors.spec import Source
@@ -297,6 +297,7 @@ def compared_values(source: Source, columns: list[str]) -> list[str]:
         "source_record_id",
         "file",
         "row",
+        ID_CELL,
         *(c.name for c in source.columns if not c.compared),
     }
     return [c for c in columns if c not in ignored]

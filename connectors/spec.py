@@ -52,6 +52,10 @@ class Identity:
     name: str
     phone: str | None = None
     place: tuple[str, ...] = ()
+    # The person's sex as the department recorded it (男/女, or GB/T 2261.1's 1/2), when
+    # it does. Never read from the ID number: that is the ID's evidence already, and a
+    # typo in its 17th digit would count twice.
+    sex: str | None = None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ import polars as pl
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler, Levenshtein
 
+from matching.normalise import id_value, prefix_range
+
 # The level of a pair where either side lacks the field: it weighs nothing either way.
 MISSING = -1
 
@@ -141,8 +143,9 @@ class Date(Kind):
 @kind("id_number")
 @dataclass(frozen=True)
 class IdNumber(Kind):
-    """An ID number, one typo allowed; a record whose number Excel mangled keeps its
-    reliable ``prefix`` (a record-side column), which the person's ID may start with."""
+    """An ID number, one typo allowed; a record whose number Excel mangled keeps the
+    digits Excel kept (``prefix``, a record-side column), rounded: the person's ID may be
+    any of the range they stand for."""
 
     prefix: str | None = None
 
@@ -163,8 +166,14 @@ class IdNumber(Kind):
         d = _distance(left, right, DamerauLevenshtein.distance)
         if self.prefix:
             prefix = pairs[f"{self.prefix}_l"]
-            starts = right.str.starts_with(prefix.fill_null("\x00")).fill_null(False).to_numpy()
-            prefix_agrees = ~_null(prefix) & starts
+            low, high = prefix_range(pl.col("p"))
+            within = (
+                pl.DataFrame({"p": prefix, "id": id_value(right)})
+                .select(((pl.col("id") >= low) & (pl.col("id") < high)).fill_null(False))
+                .to_series()
+                .to_numpy()
+            )
+            prefix_agrees = ~_null(prefix) & within
         else:
             prefix_agrees = np.zeros(pairs.height, dtype=bool)
         return [_equal(left, right), ~_null(left) & (d <= 1), prefix_agrees]

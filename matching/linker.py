@@ -25,6 +25,10 @@ class LinkResult:
     model: Model
     blocking: Blocking
     timings: dict[str, float] = field(default_factory=dict)
+    fitted: bool = True  # False: scored with a saved model
+    # With a new fit and an earlier model: the records whose decision (person or status)
+    # differs between the two, out of how many.
+    drift: dict[str, int] | None = None
 
     @property
     def pairs_compared(self) -> int:
@@ -39,8 +43,16 @@ def compared_columns(settings: Settings) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
-def link(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> LinkResult:
-    """Decide, for every row of ``left``, which row of ``right`` (if any) it is."""
+def link(
+    left: pl.DataFrame,
+    right: pl.DataFrame,
+    settings: Settings,
+    saved: Model | None = None,
+    previous: Model | None = None,
+) -> LinkResult:
+    """Decide, for every row of ``left``, which row of ``right`` (if any) it is: with the
+    ``saved`` model's parameters, or with a new fit (EM); with a new fit and a
+    ``previous`` model, also how many decisions the new fit changes."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
     left = left.with_row_index(LI)
@@ -59,25 +71,42 @@ def link(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> LinkRes
     timings["comparison"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    sample_l = left.select(
-        *(pl.col(c) if c in left.columns else pl.lit(None, pl.String).alias(c) for c in cols)
-    )
-    u = estimate_u(sample_l, right.select(cols), settings)
-    model = fit(g, settings, u)
-    # EM's prior is the share of matches among candidate pairs; a decision needs the
-    # chance that a record and a person taken at random are the same: the matches EM
-    # found among the candidates, over every possible pair.
-    random_prior = min(model.prior * max(g.height, 1) / (left.height * right.height), 0.5)
-    # A coincidence is taken to be at least ten times rarer than drawing this person at random.
-    u = without_matches(u, model.m, random_prior, floor=1 / (10 * right.height))
-    model = fit(g, settings, u)
-    model.prior = min(model.prior * max(g.height, 1) / (left.height * right.height), 0.5)
-    model.term_frequency = term_frequencies(right, settings)
-    model.prefix_share = prefix_shares(left, right, settings)
-    scored = score(g, model)
+
+    def per_pair(candidate_prior: float) -> float:
+        # EM's prior is the share of matches among candidate pairs; a decision needs the
+        # chance that a record and a person taken at random are the same: the matches EM
+        # found among the candidates, over every possible pair.
+        return min(candidate_prior * max(g.height, 1) / (left.height * right.height), 0.5)
+
+    if saved is None:
+        sample_l = left.select(
+            *(pl.col(c) if c in left.columns else pl.lit(None, pl.String).alias(c) for c in cols)
+        )
+        u = estimate_u(sample_l, right.select(cols), settings)
+        model = fit(g, settings, u)
+        # A coincidence is taken to be at least ten times rarer than drawing this person at random.
+        u = without_matches(u, model.m, per_pair(model.prior), floor=1 / (10 * right.height))
+        model = fit(g, settings, u)
+        model.candidate_prior = model.prior
+    else:
+        model = Model(settings, saved.m, saved.u, candidate_prior=saved.candidate_prior, iterations=saved.iterations)
+    decisions = _decided(g, model, left, right, per_pair)
     timings["model"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    decisions = decide(scored, model, left.height)
-    timings["decisions"] = time.perf_counter() - t
-    return LinkResult(decisions, model, blocking, timings)
+    drift = None
+    if saved is None and previous is not None:
+        before = _decided(g, Model(settings, previous.m, previous.u, candidate_prior=previous.candidate_prior), left, right, per_pair)
+        changed = decisions.join(before, on=LI, how="full", coalesce=True, suffix="_before").filter(
+            pl.col(RI).ne_missing(pl.col(f"{RI}_before")) | pl.col("match_status").ne_missing(pl.col("match_status_before"))
+        )
+        drift = {"changed": changed.height, "records": left.height}
+    return LinkResult(decisions, model, blocking, timings, fitted=saved is None, drift=drift)
+
+
+def _decided(g: pl.DataFrame, model: Model, left: pl.DataFrame, right: pl.DataFrame, per_pair) -> pl.DataFrame:
+    """The decisions of one model on the compared pairs (its night's prior, term
+    frequencies and prefix shares taken from tonight's register and records)."""
+    model.prior = per_pair(model.candidate_prior)
+    model.term_frequency = term_frequencies(right, model.settings)
+    model.prefix_share = prefix_shares(left, right, model.settings)
+    return decide(score(g, model), model, left.height)

@@ -11,6 +11,7 @@ import polars as pl
 
 from matching.compare import gamma_name, gammas
 from matching.comparisons import MISSING, IdNumber
+from matching.normalise import id_value, prefix_range
 from matching.settings import Comparison, Settings
 
 EPS = 1e-6
@@ -27,6 +28,30 @@ class Model:
     term_frequency: dict[str, pl.DataFrame] = field(default_factory=dict)
     prefix_share: dict[str, pl.DataFrame] = field(default_factory=dict)
     iterations: int = 0
+    # EM's share of matches among the candidate pairs; ``prior`` is that over every
+    # possible pair of the night (what a decision needs), derived from it each night.
+    candidate_prior: float = 0.5
+
+    def saved(self) -> dict:
+        """The fitted parameters as JSON (floats round-trip exactly): what a later night
+        scores with, so that a link does not move unless its record does."""
+        return {
+            "settings": self.settings.name,
+            "m": {k: v.tolist() for k, v in self.m.items()},
+            "u": {k: v.tolist() for k, v in self.u.items()},
+            "candidate_prior": self.candidate_prior,
+            "iterations": self.iterations,
+        }
+
+    @classmethod
+    def restored(cls, settings: Settings, data: dict) -> Model:
+        """A saved model for ``settings`` (its comparisons and levels must be the same)."""
+        m = {k: np.asarray(v, dtype=float) for k, v in data["m"].items()}
+        u = {k: np.asarray(v, dtype=float) for k, v in data["u"].items()}
+        for c in settings.comparisons:
+            if c.name not in m or len(m[c.name]) != len(c.levels):
+                raise ValueError(f"the saved model has no comparison {c.name!r} with {len(c.levels)} levels")
+        return cls(settings, m, u, candidate_prior=float(data["candidate_prior"]), iterations=data.get("iterations", 0))
 
     def bayes_factors(self, c: Comparison) -> np.ndarray:
         return np.clip(self.m[c.name], EPS, 1) / np.clip(self.u[c.name], EPS, 1)
@@ -104,7 +129,7 @@ def term_frequencies(right: pl.DataFrame, settings: Settings) -> dict[str, pl.Da
 
 def prefix_shares(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> dict[str, pl.DataFrame]:
     """For ID comparisons with a prefix column: the share of register persons whose ID
-    starts with each prefix that occurs among the records."""
+    lies in the range each Excel-rounded prefix among the records stands for."""
     out = {}
     for c in settings.comparisons:
         kind = c.of_kind
@@ -114,14 +139,13 @@ def prefix_shares(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -
         prefixes = left.select(pl.col(kind.prefix).alias(prefix)).drop_nulls().unique()
         if prefixes.height == 0:
             continue
-        lengths = prefixes[prefix].str.len_chars().unique().to_list()
-        shares = [
-            right.select(pl.col(c.column).str.slice(0, n).alias(prefix)).drop_nulls().group_by(prefix).len()
-            for n in lengths
-        ]
-        out[c.name] = prefixes.join(pl.concat(shares), on=prefix, how="left").select(
-            prefix, (pl.col("len").fill_null(0) / right.height).alias("__share")
+        ids = np.sort(right.select(id_value(pl.col(c.column))).to_series().drop_nulls().to_numpy())
+        low, high = prefix_range(pl.col(prefix))
+        bounds = prefixes.select(low, high)
+        inside = np.searchsorted(ids, bounds["high"].to_numpy(), "left") - np.searchsorted(
+            ids, bounds["low"].to_numpy(), "left"
         )
+        out[c.name] = prefixes.with_columns(pl.Series("__share", inside / right.height))
     return out
 
 

@@ -55,28 +55,37 @@ SURNAME_READINGS = {
 # ---------------------------------------------------------------- ID numbers
 
 
-def id_columns(raw: pl.Expr) -> list[pl.Expr]:
+def id_columns(raw: pl.Expr, cell: pl.Expr | None = None) -> list[pl.Expr]:
     """From a delivered ID: ``id18`` (18 characters, as corrected as can be), ``id_valid``,
-    ``id_prefix`` (the reliable leading digits of an Excel-mangled number) and ``id_kind``.
+    ``id_prefix`` (the leading digits Excel kept of a number it mangled) and ``id_kind``.
 
     Legacy 15-digit numbers are converted; a 20-character disability certificate is cut
     to its first 18; an Excel float (``4.33124199E+17`` as text, or the digits of the
-    stored number from an xlsx cell) keeps only the digits Excel kept.
+    stored number from an xlsx cell) keeps only the digits Excel kept — rounded, not cut:
+    the person's ID is any of the range they stand for (:func:`prefix_range`).
+
+    ``cell`` (the reader's ``id_cell``): True where the ID was a number cell of a workbook
+    (mangled, whatever its digits), False a text cell (its digits are as typed, a final
+    ``000`` included), None where the format does not say (CSV): there 18 digits ending in
+    ``000`` that fail the check are taken for an Excel number.
     """
     s = idnumber.normalised_expr(raw.fill_null(""))
-    sci = s.str.to_uppercase().str.extract(r"^(\d)\.(\d+)E\+17$", 1)
-    sci_rest = s.str.to_uppercase().str.extract(r"^(\d)\.(\d+)E\+17$", 2)
+    told = cell if cell is not None else pl.lit(None, pl.Boolean)
+    scientific = r"^(\d)(?:\.(\d+))?E\+17$"
+    sci = s.str.to_uppercase().str.extract(scientific, 1)
+    sci_rest = s.str.to_uppercase().str.extract(scientific, 2).fill_null("")
     excel_text = pl.concat_str(sci, sci_rest.str.slice(0, 14))
     shaped18 = s.str.contains(r"^\d{17}[\dX]$")
     legacy = s.str.contains(r"^\d{15}$")
     cert = s.str.contains(r"^\d{17}[\dX]\d{2}$")
     first17_legacy = pl.concat_str(s.str.slice(0, 6), pl.lit("19"), s.str.slice(6, 9))
     valid_shape = idnumber.valid_expr(s, normalised=True)
-    excel_cell = shaped18 & ~valid_shape & s.str.ends_with("000")
+    number_cell = told.fill_null(False) & s.str.contains(r"^\d{16,18}$")
+    excel_cell = number_cell | (told.is_null() & shaped18 & ~valid_shape & s.str.ends_with("000"))
     kind = (
         pl.when(s == "")
         .then(pl.lit("empty"))
-        .when(sci.is_not_null())
+        .when(sci.is_not_null() | number_cell)
         .then(pl.lit("excel"))
         .when(valid_shape)
         .then(pl.lit("valid"))
@@ -108,6 +117,24 @@ def id_columns(raw: pl.Expr) -> list[pl.Expr]:
         kind.alias("id_kind"),
         prefix.alias("id_prefix"),
     ]
+
+
+def id_value(id18: pl.Expr) -> pl.Expr:
+    """An 18-digit ID as an integer (null for one ending in X: no number cell holds it)."""
+    return id18.cast(pl.Int64, strict=False)
+
+
+def prefix_range(prefix: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """The IDs an Excel-rounded prefix stands for, as integers ``[low, high)``.
+
+    Excel keeps n significant digits (15 in a cell, fewer as shown in a CSV) and rounds
+    half up: 433124199003245914 is kept as 433124199003246, which stands for every ID
+    from 433124199003245500 to 433124199003246499.
+    """
+    n = prefix.str.len_chars()
+    value = pl.concat_str(prefix, pl.lit("0" * 18)).str.head(18).cast(pl.Int64, strict=False)
+    scale = pl.lit("1" + "0" * 18).str.head(19 - n).cast(pl.Int64, strict=False)
+    return (value - scale // 2).alias("low"), (value + scale // 2 + scale % 2).alias("high")
 
 
 def id_derived(id18: str = "id18") -> list[pl.Expr]:

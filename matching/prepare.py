@@ -7,6 +7,7 @@ from datetime import date
 
 import polars as pl
 
+from connectors.readers.batch import ID_CELL
 from connectors.sources import BY_STAGE_NAME, RECORD_STAGES
 from connectors.spec import Source
 from matching.normalise import id_columns, id_derived, normalise_names, phone, place_key, places_in
@@ -26,12 +27,27 @@ def _keys(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def id_cell(records: pl.DataFrame) -> pl.Expr:
+    """What cell the ID was in (the reader's account), unknown for records staged before
+    it was kept."""
+    return pl.col(ID_CELL) if ID_CELL in records.columns else pl.lit(None, pl.Boolean).alias(ID_CELL)
+
+
 def register_frame(persons: pl.DataFrame) -> pl.DataFrame:
     """Staged register rows -> the right side of matching."""
     frame = persons.select(
-        "person_id", "household_id", "id_number", "name", "sex", "township", "village", "phone", "relation"
+        "person_id",
+        "household_id",
+        "id_number",
+        "name",
+        "sex",
+        "township",
+        "village",
+        "phone",
+        "relation",
+        id_cell(persons),
     )
-    frame = frame.with_columns(id_columns(pl.col("id_number"))).with_columns(id_derived())
+    frame = frame.with_columns(id_columns(pl.col("id_number"), pl.col(ID_CELL))).with_columns(id_derived())
     frame = normalise_names(frame, "name")
     frame = frame.with_columns(
         place_key(pl.col("township")).alias("township_key"),
@@ -52,9 +68,12 @@ def _source_records(
         "id_raw": pl.col(ident.id_number),
         "name_raw": pl.col(ident.name),
         "phone_raw": pl.col(ident.phone) if ident.phone else pl.lit(None, pl.String),
+        ID_CELL: id_cell(records),
         "sex_raw": (
-            pl.col("sex").replace_strict({"1": "男", "2": "女"}, default=None)
-            if "sex" in records.columns and source.table
+            pl.col(ident.sex)
+            .replace({"1": "男", "2": "女"})
+            .replace_strict({"男": "男", "女": "女"}, default=None)
+            if ident.sex
             else pl.lit(None, pl.String)
         ),
     }
@@ -83,10 +102,10 @@ def records_frame(stage: Stage, register: pl.DataFrame, as_of: date) -> pl.DataF
     if not frames:
         return pl.DataFrame()
     frame = pl.concat(frames, how="vertical_relaxed")
-    frame = frame.with_columns(id_columns(pl.col("id_raw"))).with_columns(id_derived())
+    frame = frame.with_columns(id_columns(pl.col("id_raw"), pl.col(ID_CELL))).with_columns(id_derived())
     frame = normalise_names(frame, "name_raw")
     frame = frame.with_columns(
         phone(pl.col("phone_raw")).alias("phone"),
-        pl.coalesce(pl.col("sex_raw"), pl.col("id_sex")).alias("sex"),
+        pl.col("sex_raw").alias("sex"),  # as delivered only: the ID's own digits are the ID's evidence
     )
     return _keys(frame)

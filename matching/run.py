@@ -19,6 +19,7 @@ import polars as pl
 from guardline.errors import GuardlineError
 from matching.blocking import LI, RI
 from matching.linker import LinkResult, link
+from matching.model import Model
 from matching.prepare import records_frame, register_frame
 from matching.review import apply_decisions
 from matching.settings import Settings
@@ -50,7 +51,10 @@ class MatchResult:
 
     def summary(self) -> dict:
         """What the step did, as JSON: the CLI, the run audit and XCom render this."""
-        return {"links": self.counts(), "seconds": round(sum(self.timings.values()), 3)}
+        model = None
+        if self.result is not None:
+            model = {"fitted": self.result.fitted, "drift": self.result.drift}
+        return {"links": self.counts(), "model": model, "seconds": round(sum(self.timings.values()), 3)}
 
 
 def _candidates_json(right: pl.DataFrame) -> pl.Expr:
@@ -100,9 +104,16 @@ def links_frame(decisions: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame
     )
 
 
-def match_stage(stage: Stage, as_of: date, settings: str = "china") -> MatchResult:
+def match_stage(stage: Stage, as_of: date, settings: str = "china", refit: bool = False) -> MatchResult:
     """Link every department record the night ``as_of`` sees to its register; keep the
-    night's links."""
+    night's links and the model it scored with.
+
+    A night scores with the model an earlier night saved, so that a record's link moves
+    only when the record (or the register) does; a new model is fitted when none is
+    saved, when the saved one is ``refit_days`` old, or on request (``refit``), and then
+    the links it would change against the saved one are counted (``drift``). Re-running
+    a night scores with that night's own model again.
+    """
     timings = {}
     t = time.perf_counter()
     persons = stage.records("registry", as_of)
@@ -117,13 +128,33 @@ def match_stage(stage: Stage, as_of: date, settings: str = "china") -> MatchResu
         stage.save_nightly("links", as_of, links)
         return MatchResult(links, None, left, right, timings)
     timings["prepare"] = time.perf_counter() - t
-    result = link(left, right, Settings.load(settings))
+    chosen = Settings.load(settings)
+    kept = stage.model(as_of)
+    saved = Model.restored(chosen, kept) if kept is not None and _fits(chosen, kept) else None
+    due = refit or saved is None or (as_of - date.fromisoformat(kept["fitted_on"])).days >= chosen.refit_days
+    result = link(left, right, chosen, saved=None if due else saved, previous=saved if due else None)
     timings.update(result.timings)
     t = time.perf_counter()
     links = apply_decisions(links_frame(result.decisions, left, right), stage.decisions(as_of), persons)
-    stage.save_nightly("links", as_of, links)
+    record = {
+        **result.model.saved(),
+        "fitted_on": as_of.isoformat() if result.fitted else kept["fitted_on"],
+        "training": {"records": left.height, "persons": right.height, "pairs": result.pairs_compared}
+        if result.fitted
+        else kept.get("training", {}),
+    }
+    with stage.transaction():  # the night's links and the model that made them, together
+        stage.save_nightly("links", as_of, links)
+        stage.save_model(as_of, record)
     timings["write"] = time.perf_counter() - t
     return MatchResult(links, result, left, right, timings)
+
+
+def _fits(settings: Settings, kept: dict) -> bool:
+    """Whether a saved model was made for these settings, level for level."""
+    if kept.get("settings") != settings.name:
+        return False
+    return all(len(kept["m"].get(c.name, ())) == len(c.levels) for c in settings.comparisons)
 
 
 def staged_links(stage: Stage, as_of: date | None = None) -> pl.DataFrame:

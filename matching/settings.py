@@ -66,6 +66,9 @@ class Settings:
     lower: float = 0.3
     margin: float = 0.5
     random_pairs: int = 300_000
+    # A night scores with the model saved by an earlier night; it fits a new one when the
+    # saved model is this many days old (or on request: ``guardline match --refit``).
+    refit_days: int = 28
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -103,4 +106,5 @@ class Settings:
             t.get("lower", 0.3),
             t.get("margin", 0.5),
             raw.get("random_pairs", 300_000),
+            raw.get("refit_days", 28),
         )

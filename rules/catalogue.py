@@ -21,8 +21,9 @@ from rules.features import FEATURES
 HERE = Path(__file__).parent
 CATALOGUE = HERE / "catalogue.yaml"
 CONFIG = HERE / "config.yaml"
-# Words the sentences may use besides the evidence: computed when a flag is written.
-SENTENCE_WORDS = {"medical_burden_share", "damage_words", "assistance_words"}
+# Words the sentences may use besides the evidence: computed when a flag is written
+# (disaster_words: each fired disaster record's date, damage and loss, its own).
+SENTENCE_WORDS = {"medical_burden_share", "disaster_words", "assistance_words"}
 EXTRA_FEATURES = {"medical_records", "work_records", "disaster_records", "assistance_records"}
 
 

@@ -77,12 +77,6 @@ WORDS = [
     .then(pl.col("medical_burden") / pl.col("income_last_year"))
     .otherwise(0.0)
     .alias("medical_burden_share"),
-    pl.when(pl.col("disaster_collapsed"))
-    .then(pl.lit("房屋倒塌,"))
-    .when(pl.col("disaster_severe"))
-    .then(pl.lit("房屋严重损坏,"))
-    .otherwise(pl.lit(""))
-    .alias("damage_words"),
     pl.when(pl.col("new_dibao_tekun"))
     .then(pl.lit("新纳入农村低保/特困"))
     .otherwise(pl.lit("获临时救助"))
@@ -90,22 +84,44 @@ WORDS = [
 ]
 
 
-def _firing_disaster_records(frame: pl.DataFrame) -> pl.Series:
-    """The disaster records that fire on their own: 倒塌/严重损坏, or a positive loss at or
-    above the household's threshold."""
+def _firing_disasters(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per fired household (in ``frame``'s order): the disaster records that fire on their
+    own — 倒塌/严重损坏, or a positive loss at or above the household's threshold — by key,
+    each record's own figures beside it, and the words a cadre reads for each. One
+    record's damage is never told with another record's loss."""
     rows = (
-        frame.select("disaster_amount", "disaster_records")
+        frame.select("disaster_loss_threshold", "disaster_records")
         .with_row_index("__i")
         .explode("disaster_records")
         .unnest("disaster_records")
     )
     fires = rows.filter(
         pl.col("house_damage").is_in(["倒塌", "严重损坏"])
-        | ((pl.col("direct_loss") > 0) & (pl.col("direct_loss") >= pl.col("disaster_amount")))
+        | ((pl.col("direct_loss") > 0) & (pl.col("direct_loss") >= pl.col("disaster_loss_threshold")))
+    ).sort("__i", "source_record_id")
+    damage = (
+        pl.when(pl.col("house_damage") == "倒塌")
+        .then(pl.lit("房屋倒塌"))
+        .when(pl.col("house_damage") == "严重损坏")
+        .then(pl.lit("房屋严重损坏"))
     )
-    lists = fires.group_by("__i").agg(pl.col("source_record_id").sort())
-    out = frame.with_row_index("__i").select("__i").join(lists, on="__i", how="left").sort("__i")
-    return out["source_record_id"].fill_null(pl.lit([], pl.List(pl.String)))
+    loss = pl.when(pl.col("direct_loss") > 0).then(pl.concat_str(pl.lit("直接经济损失 "), thousands(pl.col("direct_loss")), pl.lit(" 元")))
+    words = pl.concat_str(
+        pl.col("disaster_date").dt.strftime("%Y-%m-%d"),
+        pl.lit(" "),
+        pl.concat_str(damage, loss, separator=",", ignore_nulls=True),
+    )
+    per = fires.group_by("__i", maintain_order=True).agg(
+        pl.col("source_record_id").alias("records"),
+        pl.struct(
+            pl.col("disaster_date").dt.strftime("%Y-%m-%d").alias("disaster_date"),
+            "house_damage",
+            money(pl.col("direct_loss")).alias("direct_loss"),
+        ).alias("record_figures"),
+        words.str.join("; ").alias("disaster_words"),
+    )
+    out = frame.with_row_index("__i").select("__i").join(per, on="__i", how="left").sort("__i")
+    return out.with_columns(pl.col("records").fill_null(pl.lit([], pl.List(pl.String)))).drop("__i")
 
 
 def evaluate(features: pl.DataFrame, catalogue: Catalogue, as_of: date) -> pl.DataFrame:
@@ -119,8 +135,12 @@ def evaluate(features: pl.DataFrame, catalogue: Catalogue, as_of: date) -> pl.Da
         )
         if fired.height == 0:
             continue
+        evidence = [pl.struct(list(rule.evidence)).alias("figures"), pl.col("records").alias("source_records")]
         if rule.records == "disaster_records":
-            records = _firing_disaster_records(fired)
+            detail = _firing_disasters(fired)
+            fired = fired.with_columns(detail["record_figures"], detail["disaster_words"])
+            records = detail["records"]
+            evidence.append(pl.col("record_figures"))  # each fired record's own figures, in its order
         elif rule.records:
             records = fired[rule.records].fill_null(pl.lit([], pl.List(pl.String)))
         else:
@@ -133,11 +153,7 @@ def evaluate(features: pl.DataFrame, catalogue: Catalogue, as_of: date) -> pl.Da
                 pl.lit(rule.name).alias("rule_name"),
                 pl.sql_expr(rule.severity).alias("severity"),
                 pl.sql_expr(rule.assistance).alias("assistance"),
-                pl.struct(
-                    pl.struct(list(rule.evidence)).alias("figures"), pl.col("records").alias("source_records")
-                )
-                .struct.json_encode()
-                .alias("evidence"),
+                pl.struct(evidence).struct.json_encode().alias("evidence"),
                 sentence_expr(rule.sentence).alias("sentence"),
                 "records",
             )

@@ -277,7 +277,7 @@ def disasters(inputs: Inputs, as_of: date) -> pl.DataFrame | None:
         money(loss.filter(pl.col("house_damage").is_in(list(HOUSING_DAMAGE))).max())
         .fill_null(0.0)
         .alias("disaster_max_loss_housing"),
-        pl.struct("source_record_id", "house_damage", "direct_loss")
+        pl.struct("source_record_id", "disaster_date", "house_damage", "direct_loss")
         .sort_by("source_record_id")
         .alias("disaster_records"),
     )

@@ -11,6 +11,7 @@
     <stage>/flags/<D>.parquet                 the night D's flags with their lifecycle
     <stage>/exit/<D>.parquet                  the night D's exit candidates
     <stage>/features/<D>.parquet              the night D's features per household
+    <stage>/models/<D>.json                   the matching model the night D scored with, and when it was fitted
     <stage>/review_decisions.parquet          the reviewers' decisions, with the night they apply from
     <stage>/runs/<D>.json                     what each step of the night D did
     <stage>/landing/<D>/<source>/             a sync DAG's landing between its tasks
@@ -55,6 +56,9 @@ class Layout:
         """``links``, ``flags``, ``exit`` or ``features`` of one night."""
         return self.root / kind / f"{night.isoformat()}.parquet"
 
+    def model(self, night: date) -> Path:
+        return self.root / "models" / f"{night.isoformat()}.json"
+
     @property
     def decisions(self) -> Path:
         return self.root / "review_decisions.parquet"
@@ -69,11 +73,11 @@ class Layout:
     def reports(self) -> Path:
         return self.root / "reports"
 
-    def nights(self, kind: str) -> list[date]:
+    def nights(self, kind: str, suffix: str = ".parquet") -> list[date]:
         """The nights that have a ``kind`` file, in order."""
         folder = self.root / kind
         found = []
-        for p in folder.glob("*.parquet") if folder.is_dir() else ():
+        for p in folder.glob(f"*{suffix}") if folder.is_dir() else ():
             try:
                 found.append(date.fromisoformat(p.stem))
             except ValueError:

@@ -332,6 +332,17 @@ class Stage:
         )
         self._write_parquet(every.sort("applies_from", "source", "source_record_id", "person_id"), self.layout.decisions)
 
+    def save_model(self, night: date, model: dict) -> None:
+        """The matching model the night scored with (its parameters and when it was fitted)."""
+        self._write_text(self.layout.model(night), json.dumps(model, indent=1, sort_keys=True) + "\n")
+
+    def model(self, night: date) -> dict | None:
+        """The model of the night ``night`` if it was matched, else of the latest night
+        before it: what the night scores with."""
+        nights = [d for d in self.layout.nights("models", ".json") if d <= night]
+        text = self._read_text(self.layout.model(nights[-1])) if nights else None
+        return json.loads(text) if text else None
+
     def save_run(self, night: date, run: dict) -> None:
         """What the night's steps did (their results, as JSON)."""
         self._write_text(self.layout.run(night), json.dumps(run, ensure_ascii=False, indent=1, default=str) + "\n")

@@ -93,16 +93,25 @@ def draw(rng: np.random.Generator, rates: dict[str, float], allowed: tuple[str, 
     return None
 
 
+def _rounded(id18: str, digits: int) -> str:
+    """An 18-digit ID rounded half up to ``digits`` significant digits, as Excel rounds."""
+    scale = 10 ** (18 - digits)
+    return str((int(id18) + scale // 2) // scale)
+
+
 def excel_float_text(id18: str, rng: np.random.Generator) -> str:
-    """How Excel shows an 18-digit ID it took for a number: 4.33124199E+17."""
+    """How Excel shows an 18-digit ID it took for a number: 4.33124199E+17 (rounded)."""
     digits = int(rng.integers(6, 10))
-    mantissa = id18[0] + "." + id18[1:digits].rstrip("0")
-    return f"{mantissa.rstrip('.')}E+17"
+    kept = _rounded(id18, digits)
+    exponent = 17 + len(kept) - digits  # 999… rounded up gains a digit
+    mantissa = kept[0] + "." + kept[1:].rstrip("0")
+    return f"{mantissa.rstrip('.')}E+{exponent}"
 
 
 def excel_float_value(id18: str) -> float:
-    """The number Excel stores for an 18-digit ID: 15 significant digits, the rest zeros."""
-    return float(int(id18[:15]) * 1000)
+    """The number Excel stores for an 18-digit ID: 15 significant digits, rounded half
+    up (…245914 is kept as …246000), the rest zeros."""
+    return float(int(_rounded(id18, 15)) * 1000)
 
 
 def mangle_id(id18: str, kind: str, rng: np.random.Generator) -> str:

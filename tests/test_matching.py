@@ -58,6 +58,38 @@ def test_id_numbers_as_departments_mangle_them():
     assert rows[0]["birth_date"] == date(1949, 12, 31) and rows[0]["id_sex"] == "女"
 
 
+def test_an_excel_number_stands_for_the_range_it_was_rounded_from():
+    """Excel keeps 15 significant digits and rounds: …245914 is kept as …246000. The cell
+    type the reader saw decides what a final 000 means; the person's ID is compared
+    with the range the kept digits stand for, not with them as a prefix."""
+    from matching.comparisons import IdNumber
+    from matching.normalise import prefix_range
+
+    true_id = "433124199003245914"
+    kept = str(round(int(true_id), -3))  # what Excel stores: 433124199003246000
+    typo_000 = "433124199003241000"  # typed as text: a typo that happens to end in 000 (check fails)
+    cells = pl.DataFrame(
+        {"id": [kept, typo_000, typo_000, "4.33124199003246E+17"], "cell": [True, False, None, None]},
+        schema={"id": pl.String, "cell": pl.Boolean},
+    )
+    out = cells.with_columns(id_columns(pl.col("id"), pl.col("cell"))).rows(named=True)
+    assert [r["id_kind"] for r in out] == ["excel", "invalid", "excel", "excel"]
+    assert out[0]["id_prefix"] == "433124199003246" and not true_id.startswith(out[0]["id_prefix"])
+    assert out[1]["id18"] == typo_000  # a text cell is compared as typed: one edit from its person
+    low, high = pl.DataFrame({"p": [out[0]["id_prefix"]]}).select(*prefix_range(pl.col("p"))).row(0)
+    assert low <= int(true_id) < high and (low, high) == (433124199003245500, 433124199003246500)
+    pairs = pl.DataFrame(
+        {
+            "id18_l": [None, None],
+            "id_prefix_l": [out[0]["id_prefix"], out[0]["id_prefix"]],
+            "id18_r": [true_id, "433124199003246914"],  # the true person, and one 1,000 away
+        },
+        schema={"id18_l": pl.String, "id_prefix_l": pl.String, "id18_r": pl.String},
+    )
+    levels = IdNumber(column="id18", prefix="id_prefix").levels(pairs).tolist()
+    assert levels == [IdNumber.prefix_agrees, IdNumber(column="id18").disagree]
+
+
 def test_names_compare_through_traditional_forms_dots_spaces_and_surname_readings():
     names = pl.DataFrame(
         {
@@ -283,3 +315,43 @@ def test_a_bad_review_file_names_the_row_and_field(matched, tmp_path):
     )
     with pytest.raises(DeliveryError, match="candidate_person_id"):
         read_decisions(path, stage.records("registry"))
+
+
+def test_links_stay_put_when_their_records_do(matched, tmp_path):
+    """A second night with new records scores with the first night's model: no record
+    without a new version changes its link, probability or status (churn 0); a new fit,
+    on request, says how many links it moves — and it would have moved some."""
+    import csv
+    import io
+    import shutil
+    from datetime import timedelta
+
+    county, shared, first = matched
+    stage = Stage(shutil.copytree(shared.root, tmp_path / "stage"))
+    night = AS_OF + timedelta(days=1)
+    month = sorted((county.out / "inbox" / "health_insurance").glob("*.csv"))[-1]
+    table = list(csv.reader(io.StringIO(month.read_bytes().decode("gb18030"))))
+    key = table[0].index("结算流水号")
+    for row in table[1:]:
+        row[key] = f"{row[key]}N" if row[key] else row[key]  # the same visits under new numbers: new records
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(table)
+    new = tmp_path / "inbox" / "health_insurance" / "yb_settlement_new.csv"
+    new.parent.mkdir(parents=True)
+    new.write_bytes(out.getvalue().encode("gb18030"))
+    ingest(tmp_path / "inbox", night, stage.root, sources=["health_insurance"])
+
+    second = match_stage(stage, night)
+    keys = ["source", "source_record_id"]
+    assert second.links.height > first.links.height, "the night brought new records"
+    assert not second.result.fitted and stage.model(night)["fitted_on"] == AS_OF.isoformat()
+    unchanged = second.links.join(first.links.select(keys), on=keys, how="semi").sort(keys)
+    assert unchanged.equals(first.links.sort(keys)), "no link moved without a new version of its record"
+
+    refit = match_stage(stage, night, refit=True)
+    assert refit.result.fitted and stage.model(night)["fitted_on"] == night.isoformat()
+    assert refit.result.drift["records"] == second.links.height
+    moved = refit.links.join(first.links, on=keys).filter(
+        pl.col("match_probability") != pl.col("match_probability_right")
+    )
+    assert moved.height > 0, "a new fit moves links of unchanged records: what the saved model prevents"

@@ -344,6 +344,29 @@ def test_disaster_single_record_damage_and_share():
         assert (hid, "disaster_loss") not in flags, hid
 
 
+def test_disaster_evidence_tells_each_fired_record_with_its_own_figures():
+    """A house 严重损坏 with no loss beside another record's loss below the threshold: the
+    flag tells the damaged record alone — never the other's loss as if it were its own."""
+    w = World()
+    home = w.household("mixed", per_capita=10_000)  # income 20,000: the threshold is 6,000
+    damaged = w.disaster(home[0], "严重损坏", 0, ago(30))
+    w.disaster(home[0], "未受损", 2_500, ago(20))
+    both = w.household("both", per_capita=10_000)
+    first = w.disaster(both[0], "倒塌", 90_000, date(2026, 7, 12))
+    second = w.disaster(both[0], "未受损", 7_000, date(2026, 9, 1))
+    flags = w.flags()
+    mixed = flags[("mixed", "disaster_loss")]
+    evidence = json.loads(mixed["evidence"])
+    assert evidence["source_records"] == [damaged]
+    assert evidence["record_figures"] == [{"disaster_date": str(ago(30)), "house_damage": "严重损坏", "direct_loss": 0.0}]
+    assert evidence["figures"]["disaster_loss_threshold"] == 6000 and "disaster_amount" not in evidence["figures"]
+    assert mixed["sentence"] == f"近12个月受灾:{ago(30)} 房屋严重损坏"
+    told = flags[("both", "disaster_loss")]
+    order = sorted([(first, "2026-07-12 房屋倒塌,直接经济损失 90,000 元"), (second, "2026-09-01 直接经济损失 7,000 元")])
+    assert json.loads(told["evidence"])["source_records"] == [k for k, _ in order]
+    assert told["sentence"] == "近12个月受灾:" + "; ".join(words for _, words in order)
+
+
 def test_new_social_assistance_window_and_kinds():
     w = World()
     cases = {

@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
+from connectors.canonical import META
 from connectors.sources import BY_STAGE_NAME, RECORD_STAGES
 from guardline.atomic import Hook
 from guardline.errors import GuardlineError
@@ -101,7 +102,7 @@ def staged_records(stage: Stage, as_of: date) -> pl.DataFrame:
         if records is None or records.height == 0:
             continue
         values = [
-            c for c in records.columns if c not in ("source", "source_record_id", "file", "row", "event_date")
+            c for c in records.columns if c not in META
         ]
         declared = BY_STAGE_NAME[stage_name].amount
         frames.append(

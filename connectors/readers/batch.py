@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 import polars as pl
 
 ROW = "__row"
+# Whether the person's ID was a number cell of a workbook (True), a text cell (False), or
+# the format does not say (None): Excel keeps 15 significant digits of a number.
+ID_CELL = "id_cell"
 
 
 @dataclass

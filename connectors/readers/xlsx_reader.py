@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.readers.batch import ROW, RawBatch, fingerprint
+from connectors.readers.batch import ID_CELL, ROW, RawBatch, fingerprint
 from connectors.readers.bounds import check_xlsx_bounds
 from connectors.readers.header import locate_header
 from connectors.spec import Source
@@ -39,14 +39,31 @@ def cell_text(value: object) -> str | None:
 
 
 def _frame(
-    rows: list[list[str | None]], numbers: list[int], positions: dict[int, str], source: Source
+    rows: list[list[str | None]],
+    numbers: list[int],
+    positions: dict[int, str],
+    source: Source,
+    id_cells: list[bool | None],
 ) -> pl.DataFrame:
     data = {name: [r[j] if j < len(r) else None for r in rows] for j, name in positions.items()}
     for c in source.columns:  # optional columns a delivery left out
         data.setdefault(c.name, [None] * len(rows))
     return pl.DataFrame(
-        {ROW: numbers, **data}, schema={ROW: pl.Int64, **{c.name: pl.String for c in source.columns}}
+        {ROW: numbers, **data, ID_CELL: id_cells},
+        schema={ROW: pl.Int64, **{c.name: pl.String for c in source.columns}, ID_CELL: pl.Boolean},
     )
+
+
+def _id_cells(raw: list[list[object]], positions: dict[int, str], source: Source) -> list[bool | None]:
+    """Per row, whether the person's ID was a number cell (Excel keeps 15 significant
+    digits of one: an 18-digit ID in it is rounded), a text cell, or empty."""
+    column = next((j for j, name in positions.items() if name == source.identity.id_number), None)
+    out: list[bool | None] = []
+    for r in raw:
+        value = r[column] if column is not None and column < len(r) else None
+        empty = value is None or value == ""
+        out.append(None if empty else isinstance(value, int | float) and not isinstance(value, bool))
+    return out
 
 
 def read_xlsx(source: Source, path: Path, file: str) -> RawBatch:
@@ -79,11 +96,12 @@ def read_xlsx(source: Source, path: Path, file: str) -> RawBatch:
             continue
         if source.sheet and name != source.sheet:
             warnings.append(f"no sheet {source.sheet!r}; read sheet {name!r}")
-        body, numbers = [], []
-        for n, r in enumerate(rows[header_index + 1 :], start=header_index + 2):
+        body, numbers, values = [], [], []
+        for n, (r, v) in enumerate(zip(rows[header_index + 1 :], raw[header_index + 1 :], strict=True), start=header_index + 2):
             if any(c is not None and str(c).strip() for c in r):
                 body.append(r)
                 numbers.append(n)
+                values.append(v)
         if not body:
             raise DeliveryError(file, f"sheet {name!r} has a header but no rows")
         return RawBatch(
@@ -91,7 +109,7 @@ def read_xlsx(source: Source, path: Path, file: str) -> RawBatch:
             file,
             fingerprint(data),
             len(data),
-            _frame(body, numbers, positions, source),
+            _frame(body, numbers, positions, source, _id_cells(values, positions, source)),
             header_index + 1,
             warnings + header_warnings,
         )

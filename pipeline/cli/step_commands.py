@@ -81,12 +81,17 @@ def match(
     show_model: Annotated[
         bool, typer.Option(help="Print what the model learned: m, u and weight per level.")
     ] = False,
+    refit: Annotated[
+        bool, typer.Option(help="Fit a new model tonight and say how many links it changes.")
+    ] = False,
 ) -> None:
-    """Link every department record the night D sees to a person and household of the register."""
+    """Link every department record the night D sees to a person and household of the
+    register, with the model an earlier night saved (a new fit when it is due, or with --refit)."""
     from matching.run import match_stage
     from staging.stage import Stage
 
-    result = match_stage(Stage(stage), night_of(as_of), settings)
+    st = Stage(stage)
+    result = match_stage(st, night_of(as_of), settings, refit)
     if result.result is None:
         console.print("no department record staged yet: nothing to link")
         return
@@ -103,6 +108,17 @@ def match(
     console.print(table)
     console.print("blocking: " + ", ".join(f"{k} {v:,}" for k, v in result.result.blocking.by_rule.items()))
     console.print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+    kept = st.model(night_of(as_of)) or {}
+    if result.result.fitted:
+        drift = result.result.drift
+        changed = (
+            f": it changes {drift['changed']:,} of {drift['records']:,} links against the model saved before"
+            if drift
+            else ""
+        )
+        console.print(f"model: fitted tonight{changed}")
+    else:
+        console.print(f"model: the one fitted on {kept.get('fitted_on')} (--refit fits a new one)")
     if show_model:
         learned = Table(title="The model")
         for col in ("comparison", "level", "m", "u", "weight"):
