@@ -188,29 +188,46 @@ class IdNumber(Kind):
 @kind("name")
 @dataclass(frozen=True)
 class Name(Kind):
-    """A Chinese name: a homophone (same ``pinyin``) or one character off in a name of
-    two or more characters is still close."""
+    """A Chinese name, from exact to disagreement by how a clerk's mistake looks:
+
+    - the same ``pinyin`` (a homophone: 李明/李铭);
+    - the same ``fuzzy`` pinyin, -ng read as -n and zh/ch/sh as z/c/s (玲/琳, 金/晶,
+      英/银, 明/民: near-homophones a dialect or an input method confuses);
+    - one character dropped or added, the surname kept (刘春强/刘强, 张伟/张伟伟);
+    - one character replaced in a name of two or more (王伟/王芳: also two strangers);
+    - disagreement.
+    """
 
     pinyin: str | None = None
+    fuzzy: str | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return ("exact", "same pinyin", "one character differs", "disagree")
+        return (
+            "exact",
+            "same pinyin",
+            "near pinyin",
+            "one character dropped or added",
+            "one character differs",
+            "disagree",
+        )
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return (self.column, self.pinyin) if self.pinyin else (self.column,)
+        return (self.column, *(c for c in (self.pinyin, self.fuzzy) if c))
 
     def agreements(self, pairs: pl.DataFrame) -> list[np.ndarray]:
         left, right = self._sides(pairs)
-        same_pinyin = (
-            _equal(pairs[f"{self.pinyin}_l"], pairs[f"{self.pinyin}_r"])
-            if self.pinyin
-            else np.zeros(pairs.height, dtype=bool)
-        )
+        none = np.zeros(pairs.height, dtype=bool)
+        same_pinyin = _equal(pairs[f"{self.pinyin}_l"], pairs[f"{self.pinyin}_r"]) if self.pinyin else none
+        near_pinyin = _equal(pairs[f"{self.fuzzy}_l"], pairs[f"{self.fuzzy}_r"]) if self.fuzzy else none
         d = _distance(left, right, Levenshtein.distance)
-        long_enough = (left.str.len_chars().fill_null(0) >= 2).to_numpy()
-        return [_equal(left, right), same_pinyin, (d <= 1) & long_enough]
+        lengths = left.str.len_chars().fill_null(0).to_numpy(), right.str.len_chars().fill_null(0).to_numpy()
+        same_surname = _equal(left.str.slice(0, 1), right.str.slice(0, 1))
+        dropped_or_added = (
+            (d <= 1) & (np.abs(lengths[0] - lengths[1]) == 1) & (np.minimum(*lengths) >= 2) & same_surname
+        )
+        return [_equal(left, right), same_pinyin, near_pinyin, dropped_or_added, (d <= 1) & (lengths[0] >= 2)]
 
 
 @kind("string")

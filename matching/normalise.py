@@ -174,9 +174,20 @@ def char_tables(names: Iterable[str]) -> tuple[dict[str, str], dict[str, str], d
     return simplified, readings, surname
 
 
+def fuzzy_reading(pinyin: str) -> str:
+    """A syllable with the sounds a dialect or an input method confuses folded together:
+    -ng as -n (ling/lin, jing/jin, ming/min, ying/yin), zh/ch/sh as z/c/s."""
+    for retroflex, flat in (("zh", "z"), ("ch", "c"), ("sh", "s")):
+        if pinyin.startswith(retroflex):
+            pinyin = flat + pinyin[2:]
+            break
+    return pinyin[:-1] if pinyin.endswith("ng") else pinyin
+
+
 def normalise_names(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     """Add ``name_norm`` (spaces gone, one middle dot, simplified), ``name_key`` (no dot),
-    ``name_pinyin`` (toneless, the surname read as a surname) and ``surname`` (the first
+    ``name_pinyin`` (toneless, the surname read as a surname), ``name_fuzzy`` (the same,
+    each syllable folded by :func:`fuzzy_reading`) and ``surname`` (the first
     character's surname reading) for ``column``."""
     unique = frame.select(pl.col(column).alias("__name")).unique().drop_nulls()
     cleaned = unique.with_columns(
@@ -185,6 +196,8 @@ def normalise_names(frame: pl.DataFrame, column: str) -> pl.DataFrame:
         .alias("__clean")
     )
     simplified, readings, surname = char_tables(cleaned["__clean"].to_list())
+    fuzzy = {c: fuzzy_reading(r) for c, r in readings.items()}
+    fuzzy_surname = {c: fuzzy_reading(r) for c, r in surname.items()}
     chars = pl.col("__clean").str.split("")
     out = cleaned.with_columns(
         chars.list.eval(pl.element().replace(simplified)).list.join("").alias("name_norm"),
@@ -197,12 +210,18 @@ def normalise_names(frame: pl.DataFrame, column: str) -> pl.DataFrame:
                 key_chars.list.slice(1).list.eval(pl.element().replace(readings)),
             )
             .list.join("")
-            .alias("name_pinyin")
+            .alias("name_pinyin"),
+            pl.concat_list(
+                key_chars.list.first().replace(fuzzy_surname),
+                key_chars.list.slice(1).list.eval(pl.element().replace(fuzzy)),
+            )
+            .list.join("")
+            .alias("name_fuzzy"),
         )
         .with_columns(
             pl.col("name_key").str.slice(0, 1).replace(surname).alias("surname"),
         )
-        .select(pl.col("__name").alias(column), "name_norm", "name_key", "name_pinyin", "surname")
+        .select(pl.col("__name").alias(column), "name_norm", "name_key", "name_pinyin", "name_fuzzy", "surname")
     )
     return frame.join(out, on=column, how="left", nulls_equal=False)
 

@@ -26,6 +26,7 @@ class Comparison:
     column: str
     tf: bool = False
     pinyin: str | None = None  # name: the pinyin column
+    fuzzy: str | None = None  # name: the pinyin column with near sounds folded (-ng/-n, zh/z)
     prefix: str | None = None  # id_number: the reliable-prefix column of mangled IDs
     parent: str | None = None  # place: the enclosing place (township of a village)
     thresholds: tuple[float, ...] = ()  # string: Jaro-Winkler bands; edits: distances

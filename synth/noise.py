@@ -33,7 +33,15 @@ ID_DEFECTS = (
     "excel_float",
     "disability_cert",
 )
-NAME_DEFECTS = ("homophone", "lookalike", "missing_char", "extra_char", "traditional", "stray_spaces")
+NAME_DEFECTS = (
+    "homophone",
+    "near_homophone",
+    "lookalike",
+    "missing_char",
+    "extra_char",
+    "traditional",
+    "stray_spaces",
+)
 DOTS = ("•", ".", "．", "")
 FULLWIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
 
@@ -162,6 +170,31 @@ def _homophones() -> dict[str, list[str]]:
     return {ch: [o for o in grp if o != ch] for grp in groups.values() for ch in grp if len(grp) > 1}
 
 
+def _near(reading: str) -> str:
+    """The sound a dialect or an input method hears: -ng as -n, zh/ch/sh as z/c/s."""
+    for retroflex, flat in (("zh", "z"), ("ch", "c"), ("sh", "s")):
+        if reading.startswith(retroflex):
+            reading = flat + reading[2:]
+            break
+    return reading[:-1] if reading.endswith("ng") else reading
+
+
+@cache
+def _near_homophones() -> dict[str, list[str]]:
+    """Given-name characters of another pinyin that sound alike (玲/琳, 金/晶, 明/民)."""
+    pool = set(names.HOMOPHONE_POOL) | set(names.GIVEN_MALE) | set(names.GIVEN_FEMALE)
+    readings = {ch: lazy_pinyin(ch, style=Style.NORMAL)[0] for ch in sorted(pool)}
+    groups: dict[str, list[str]] = {}
+    for ch, reading in readings.items():
+        groups.setdefault(_near(reading), []).append(ch)
+    return {
+        ch: [o for o in grp if readings[o] != readings[ch]]
+        for grp in groups.values()
+        for ch in grp
+        if any(readings[o] != readings[ch] for o in grp)
+    }
+
+
 @cache
 def _to_traditional() -> opencc.OpenCC:
     return opencc.OpenCC("s2t")
@@ -173,6 +206,8 @@ def name_defect_applies(name: str, kind: str) -> bool:
         return False
     if kind == "homophone":
         return any(c in _homophones() for c in name)
+    if kind == "near_homophone":
+        return any(c in _near_homophones() for c in name[1:])
     if kind == "lookalike":
         return any(c in names.LOOKALIKE for c in name)
     if kind == "traditional":
@@ -187,6 +222,12 @@ def mangle_name(name: str, kind: str, rng: np.random.Generator) -> str:
     if kind == "homophone":
         table = _homophones()
         positions = [i for i, c in enumerate(name) if c in table]
+        pos = positions[int(rng.integers(len(positions)))]
+        options = table[name[pos]]
+        return name[:pos] + options[int(rng.integers(len(options)))] + name[pos + 1 :]
+    if kind == "near_homophone":  # in the given name: a surname is read out with care
+        table = _near_homophones()
+        positions = [i for i, c in enumerate(name) if i > 0 and c in table]
         pos = positions[int(rng.integers(len(positions)))]
         options = table[name[pos]]
         return name[:pos] + options[int(rng.integers(len(options)))] + name[pos + 1 :]
