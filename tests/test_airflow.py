@@ -299,8 +299,9 @@ def test_each_sync_announces_its_night_and_xcom_carries_only_small_values(night,
     }
     for x in xcoms:
         value = x["value"]  # JSONB: decoded by the driver
-        # Dates, county names, paths and counts: plain JSON, small, no frames, no NaN.
-        assert isinstance(value, str | int | list | dict | None), x
+        # Dates, county names, paths, counts and seconds: plain JSON, small, no frames,
+        # no NaN (json.dumps refuses one).
+        assert isinstance(value, str | int | float | list | dict | None), x
         assert len(json.dumps(value, allow_nan=False)) < 4000, x
 
 

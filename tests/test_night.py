@@ -54,11 +54,12 @@ def _child(what: str, timeout: float = 240, **args) -> subprocess.Popen:
 
 def _state(root: Path) -> dict[str, object]:
     """What a stage holds, file by file (frames compared by value, JSON as text); the
-    Great Expectations reports, locks and scratch folders aside."""
+    Great Expectations reports, locks, scratch folders and the account of each run
+    (``runs/``: its timings, like the warehouse's run_audit) aside."""
     out: dict[str, object] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if not path.is_file() or rel.startswith(("reports/", ".tx/", "landing/")) or path.name == ".lock":
+        if not path.is_file() or rel.startswith(("reports/", ".tx/", "landing/", "runs/")) or path.name == ".lock":
             continue
         out[rel] = pl.read_parquet(path) if path.suffix == ".parquet" else path.read_text("utf-8")
     return out
