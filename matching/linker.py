@@ -88,25 +88,33 @@ def link(
         u = without_matches(u, model.m, per_pair(model.prior), floor=1 / (10 * right.height))
         model = fit(g, settings, u)
         model.candidate_prior = model.prior
-    else:
-        model = Model(settings, saved.m, saved.u, candidate_prior=saved.candidate_prior, iterations=saved.iterations)
-    decisions = _decided(g, model, left, right, per_pair)
+        model.prior = per_pair(model.candidate_prior)
+    else:  # the saved prior too: tonight's volumes move no probability
+        model = Model(
+            settings,
+            saved.m,
+            saved.u,
+            saved.prior,
+            candidate_prior=saved.candidate_prior,
+            iterations=saved.iterations,
+        )
+    decisions = _decided(g, model, left, right)
     timings["model"] = time.perf_counter() - t
 
     drift = None
     if saved is None and previous is not None:
-        before = _decided(g, Model(settings, previous.m, previous.u, candidate_prior=previous.candidate_prior), left, right, per_pair)
+        before = _decided(g, Model(settings, previous.m, previous.u, previous.prior), left, right)
         changed = decisions.join(before, on=LI, how="full", coalesce=True, suffix="_before").filter(
-            pl.col(RI).ne_missing(pl.col(f"{RI}_before")) | pl.col("match_status").ne_missing(pl.col("match_status_before"))
+            pl.col(RI).ne_missing(pl.col(f"{RI}_before"))
+            | pl.col("match_status").ne_missing(pl.col("match_status_before"))
         )
         drift = {"changed": changed.height, "records": left.height}
     return LinkResult(decisions, model, blocking, timings, fitted=saved is None, drift=drift)
 
 
-def _decided(g: pl.DataFrame, model: Model, left: pl.DataFrame, right: pl.DataFrame, per_pair) -> pl.DataFrame:
-    """The decisions of one model on the compared pairs (its night's prior, term
-    frequencies and prefix shares taken from tonight's register and records)."""
-    model.prior = per_pair(model.candidate_prior)
+def _decided(g: pl.DataFrame, model: Model, left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
+    """The decisions of one model on the compared pairs (term frequencies and prefix
+    shares taken from tonight's register and records)."""
     model.term_frequency = term_frequencies(right, model.settings)
     model.prefix_share = prefix_shares(left, right, model.settings)
     return decide(score(g, model), model, left.height)

@@ -39,6 +39,7 @@ class Model:
             "settings": self.settings.name,
             "m": {k: v.tolist() for k, v in self.m.items()},
             "u": {k: v.tolist() for k, v in self.u.items()},
+            "prior": self.prior,
             "candidate_prior": self.candidate_prior,
             "iterations": self.iterations,
         }
@@ -51,7 +52,14 @@ class Model:
         for c in settings.comparisons:
             if c.name not in m or len(m[c.name]) != len(c.levels):
                 raise ValueError(f"the saved model has no comparison {c.name!r} with {len(c.levels)} levels")
-        return cls(settings, m, u, candidate_prior=float(data["candidate_prior"]), iterations=data.get("iterations", 0))
+        return cls(
+            settings,
+            m,
+            u,
+            float(data["prior"]),
+            candidate_prior=float(data["candidate_prior"]),
+            iterations=data.get("iterations", 0),
+        )
 
     def bayes_factors(self, c: Comparison) -> np.ndarray:
         return np.clip(self.m[c.name], EPS, 1) / np.clip(self.u[c.name], EPS, 1)
