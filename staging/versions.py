@@ -43,7 +43,12 @@ def merge_versions(
     incoming = incoming.with_row_index(_SEQ).with_columns(pl.col(_SEQ).cast(pl.Int64))
     frames = [incoming]
     if current is not None and current.height:
-        frames.insert(0, current.select(incoming.columns[1:]).with_columns(pl.lit(-1, pl.Int64).alias(_SEQ)))
+        # A column the earlier versions lack (kept only since a later release) is null there.
+        columns = [
+            pl.col(c) if c in current.columns else pl.lit(None, incoming.schema[c]).alias(c)
+            for c in incoming.columns[1:]
+        ]
+        frames.insert(0, current.select(columns).with_columns(pl.lit(-1, pl.Int64).alias(_SEQ)))
     both = pl.concat(frames, how="diagonal_relaxed").sort("source_record_id", _SEQ, maintain_order=True)
     digest = pl.struct(values).hash(seed=7)
     both = both.with_columns(digest.alias("__digest"))

@@ -49,6 +49,14 @@ def test_a_night_sees_the_versions_arrived_by_it_and_nothing_later():
     assert as_of(versions, D - timedelta(days=1)).height == 0
 
 
+def test_versions_staged_before_a_column_existed_merge_with_the_new_rows():
+    old = merge_versions(None, _rows(["a"], [1], "f1"), ["v"], D, 0).added
+    new = _rows(["a", "b"], [1, 2], "f2").with_columns(pl.lit(True).alias("id_cell"))
+    merged = merge_versions(as_of(old, D), new, ["v"], D + timedelta(days=1), 1)
+    assert merged.outcome["duplicate"].to_list() == [True, False]
+    assert merged.added["source_record_id"].to_list() == ["b"]
+
+
 def test_a_snapshot_night_sees_the_latest_whole_delivery_only():
     first = merge_versions(None, _rows(["p1", "p2"], [1, 1], "r1"), ["v"], D, 0).added
     second = merge_versions(None, _rows(["p1"], [1], "r2"), ["v"], D + timedelta(days=1), 2).added
