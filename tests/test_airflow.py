@@ -273,6 +273,16 @@ def test_the_dag_chain_lands_exactly_the_flags_guardline_run_does(night, cli_nig
     # environment, made the same pseudonyms.
     query = "SELECT person_id, id_pseudonym FROM {table}"
     assert _table(night, "persons", query).equals(_table(cli_night, "persons", query))
+    # The same lists, byte for byte, and one audit schema whoever ran the night.
+    for code, url in zip(COUNTIES, cli_night, strict=True):
+        cli_day = Path(url.removeprefix("duckdb:///")).parent / "outbox" / AS_OF.isoformat()
+        dag_day = province / "outbox" / code / AS_OF.isoformat()
+        lists = {p.name: p.read_bytes() for p in sorted(dag_day.glob("*.csv"))}
+        assert lists and lists == {p.name: p.read_bytes() for p in sorted(cli_day.glob("*.csv"))}, code
+    schemas = {
+        frozenset(json.loads(c)) for u in [night, *cli_night] for c in _read(u, "SELECT counts FROM run_audit")["counts"]
+    }
+    assert schemas == {frozenset(json.loads(_read(cli_night[0], "SELECT counts FROM run_audit")["counts"][0]))}
 
 
 def test_each_sync_announces_its_night_and_xcom_carries_only_small_values(night, env):
