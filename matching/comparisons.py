@@ -266,6 +266,30 @@ class Edits(Kind):
         return [_equal(left, right), *(d <= t for t in self.thresholds)]
 
 
+@kind("number")
+@dataclass(frozen=True)
+class Number(Kind):
+    """A count (a household's size) in bands of absolute difference (``thresholds``,
+    smallest first): a team that counted a member away from home is one off."""
+
+    thresholds: tuple[float, ...] = ()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return ("exact", *(f"± {int(t)}" for t in self.thresholds), "disagree")
+
+    def agreements(self, pairs: pl.DataFrame) -> list[np.ndarray]:
+        left, right = self._sides(pairs)
+        as_number = pl.Float64
+        difference = (
+            (left.cast(as_number, strict=False) - right.cast(as_number, strict=False))
+            .abs()
+            .fill_null(float("inf"))
+            .to_numpy()
+        )
+        return [_equal(left, right), *(difference <= t for t in self.thresholds)]
+
+
 @kind("place")
 @dataclass(frozen=True)
 class Place(Kind):
