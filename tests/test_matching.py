@@ -120,6 +120,13 @@ def test_phones_and_places():
     assert p.select(phone(pl.col("p")))["p"].to_list() == ["13800000000", "13800000000", None, None]
     v = pl.DataFrame({"v": ["双龙镇", "十八洞村", "十八洞", "新村", "长乐乡"]})
     assert v.select(place_key(pl.col("v")))["v"].to_list() == ["双龙", "十八洞", "十八洞", "新村", "长乐"]
+    # The county 花垣县 holds the township key 花垣 (花垣镇 is its seat): an address is read
+    # below its county.
+    from matching.normalise import places_in
+
+    a = pl.DataFrame({"a": ["花垣县边城牛园10组", "湖南省湘西土家族苗族自治州花垣县花垣镇新村3组", "双龙十八洞"]})
+    found = a.select(places_in(pl.col("a"), ["花垣", "边城", "双龙", "牛园", "新村", "十八洞"]))["a"].to_list()
+    assert found == [["边城", "牛园"], ["花垣", "新村"], ["双龙", "十八洞"]]
 
 
 def test_settings_are_data_and_wrong_ones_are_refused(tmp_path):
@@ -144,6 +151,19 @@ def test_every_kind_has_a_condition_for_each_level_but_disagreement():
         pairs = pl.DataFrame({f"{x}_{side}": ["ab", "ab", "ba", None] for x in kind.columns for side in "lr"})
         assert len(kind.agreements(pairs)) == len(c.levels) - 1, c.name
         assert set(kind.levels(pairs)) <= {MISSING, *range(len(c.levels))}, c.name
+
+
+def test_a_name_with_a_character_dropped_or_added_is_its_own_level_either_way():
+    """刘春强 delivered as 刘强 (the record shorter) and 张伟 as 张伟伟 (longer) reach the same
+    level; a dropped surname is only "one character differs", a one-character name disagrees."""
+    from matching.comparisons import Name
+
+    left = normalise_names(pl.DataFrame({"n": ["刘强", "张伟伟", "春强", "王芳", "李"]}), "n")
+    right = normalise_names(pl.DataFrame({"n": ["刘春强", "张伟", "刘春强", "王伟", "李明"]}), "n")
+    pairs = pl.concat([left.rename(lambda c: f"{c}_l"), right.rename(lambda c: f"{c}_r")], how="horizontal")
+    kind = Name(column="name_key", pinyin="name_pinyin", fuzzy="name_fuzzy")
+    dropped, differs = kind.labels.index("one character dropped or added"), kind.labels.index("one character differs")
+    assert kind.levels(pairs).tolist() == [dropped, dropped, differs, differs, kind.disagree]
 
 
 def test_a_household_size_agrees_is_one_off_or_disagrees():
@@ -281,16 +301,28 @@ def test_outsiders_of_the_same_county_stay_unlinked(matched):
 
 
 def test_a_record_sent_to_review_has_its_person_among_the_candidates(matched):
+    """Every record in review that has an ID (or what Excel left of one) offers its true
+    person to the reviewer. A record with a name only (its ID blank, or a CSV's Excel
+    float of 6-9 digits) can carry a misspelt name that is another person's exact name:
+    a few of those are reviewed against the wrong namesakes."""
     county, _, result = matched
     truth = read_truth(county.out / "truth").filter(pl.col("true_person_id").is_not_null())
-    review = result.links.filter(pl.col("match_status") == "review").join(truth, on=["source", "source_record_id"])
-    assert review.height > 0
-    among = review.filter(
-        pl.col("candidates").str.json_decode(pl.List(pl.Struct({"person_id": pl.String})))
-        .list.eval(pl.element().struct.field("person_id"))
-        .list.contains(pl.col("true_person_id"))
+    keys = ["source", "source_record_id"]
+    review = (
+        result.links.filter(pl.col("match_status") == "review")
+        .join(truth, on=keys)
+        .join(result.left.select(*keys, "id18", "id_prefix"), on=keys)
+        .with_columns(
+            among=pl.col("candidates")
+            .str.json_decode(pl.List(pl.Struct({"person_id": pl.String})))
+            .list.eval(pl.element().struct.field("person_id"))
+            .list.contains(pl.col("true_person_id")),
+            name_only=pl.col("id18").is_null() & (pl.col("id_prefix").str.len_chars().fill_null(0) < 15),
+        )
     )
-    assert among.height >= 0.99 * review.height, (among.height, review.height)
+    with_id, name_only = review.filter(~pl.col("name_only")), review.filter(pl.col("name_only"))
+    assert with_id["among"].all(), with_id.filter(~pl.col("among"))
+    assert name_only.height > 0 and name_only["among"].mean() >= 0.97, name_only["among"].mean()
 
 
 def test_blocking_keeps_nearly_every_true_pair(matched):
