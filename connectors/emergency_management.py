@@ -56,6 +56,13 @@ SOURCE = Source(
     key=("disaster_id", "head_id_number"),
     key_fallback=("disaster_id", "township", "village", "head_name"),
     amount=pl.col("direct_loss"),
-    identity=Identity("head_id_number", "head_name", None, ("township", "village")),
+    identity=Identity(
+        "head_id_number",
+        "head_name",
+        None,
+        ("township", "village"),
+        household_size="household_size",
+        names_head=True,
+    ),
     event_date="disaster_date",
 )

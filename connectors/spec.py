@@ -56,6 +56,12 @@ class Identity:
     # it does. Never read from the ID number: that is the ID's evidence already, and a
     # typo in its 17th digit would count twice.
     sex: str | None = None
+    # The household's size as the department wrote it down (应急 家庭人口): a namesake in
+    # the same village rarely lives in a household of the same size.
+    household_size: str | None = None
+    # The record names a household head (or, by a team's mistake, the spouse): a child or
+    # a parent of the same name in the village is less likely its person.
+    names_head: bool = False
 
 
 @dataclass(frozen=True)

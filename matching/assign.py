@@ -2,7 +2,9 @@
 candidates and reasons, or left unmatched; never forced onto a namesake.
 
 A record is matched when its best candidate's probability reaches the upper
-threshold and no other person comes within ``margin`` of it; it goes to review when
+threshold and no other person comes within ``margin`` of it, or when its exact
+checksum-valid ID found its person and none of the settings' vetoes disagrees (a name
+one character off lowers the probability, it does not overrule the ID); it goes to review when
 the best reaches the lower threshold (or two persons are too close to call); below,
 it stays unmatched. Every decision keeps its explanation: the level and weight of each
 field, in words.
@@ -42,11 +44,22 @@ def explanation(model: Model) -> pl.Expr:
     )
 
 
+def trusted(model: Model) -> pl.Expr:
+    """Pairs of the fast path (an exact valid ID) that no veto comparison disagrees with."""
+    s = model.settings
+    if not s.exact_id_vetoes:
+        return pl.lit(False)
+    by_name = {c.name: c for c in s.comparisons}
+    return pl.col("fast_path") & pl.all_horizontal(
+        pl.col(gamma_name(by_name[v])) != by_name[v].of_kind.disagree for v in s.exact_id_vetoes
+    )
+
+
 def decide(scored: pl.DataFrame, model: Model, n_left: int) -> pl.DataFrame:
     """One row per left record: status, the chosen person (if any), probability, method,
     explanation, and for review the candidates."""
     s = model.settings
-    ranked = scored.with_columns(explanation(model).alias("explanation")).sort(
+    ranked = scored.with_columns(explanation(model).alias("explanation"), trusted(model).alias("trusted")).sort(
         [LI, "match_probability"], descending=[False, True]
     )
     best = ranked.group_by(LI, maintain_order=True).agg(
@@ -54,10 +67,11 @@ def decide(scored: pl.DataFrame, model: Model, n_left: int) -> pl.DataFrame:
         pl.col("match_probability").first().alias("p_best"),
         pl.col("match_probability").slice(1, 1).first().fill_null(0.0).alias("p_second"),
         pl.col("fast_path").first().alias("fast_path"),
+        pl.col("trusted").first().alias("trusted"),
         pl.col("explanation").first().alias("explanation"),
         pl.struct(RI, "match_probability", "explanation").head(3).alias("candidates"),
     )
-    clear = (pl.col("p_best") >= s.upper) & (pl.col("p_best") - pl.col("p_second") >= s.margin)
+    clear = ((pl.col("p_best") >= s.upper) & (pl.col("p_best") - pl.col("p_second") >= s.margin)) | pl.col("trusted")
     decided = best.with_columns(
         pl.when(clear)
         .then(pl.lit("matched"))
@@ -76,7 +90,7 @@ def decide(scored: pl.DataFrame, model: Model, n_left: int) -> pl.DataFrame:
         pl.col("p_best").alias("match_probability"),
     )
     every = pl.DataFrame({LI: pl.arange(0, n_left, eager=True, dtype=pl.UInt32)})
-    return every.join(decided.drop("best", "p_best"), on=LI, how="left").with_columns(
+    return every.join(decided.drop("best", "p_best", "trusted"), on=LI, how="left").with_columns(
         pl.col("match_status").fill_null("unmatched"),
         pl.col("match_method").fill_null("no candidate"),
         pl.col("match_probability").fill_null(0.0),

@@ -222,7 +222,8 @@ class Name(Kind):
         same_pinyin = _equal(pairs[f"{self.pinyin}_l"], pairs[f"{self.pinyin}_r"]) if self.pinyin else none
         near_pinyin = _equal(pairs[f"{self.fuzzy}_l"], pairs[f"{self.fuzzy}_r"]) if self.fuzzy else none
         d = _distance(left, right, Levenshtein.distance)
-        lengths = left.str.len_chars().fill_null(0).to_numpy(), right.str.len_chars().fill_null(0).to_numpy()
+        # Signed: len_chars is unsigned, and 2 - 3 must be -1, not 4294967295.
+        lengths = tuple(side.str.len_chars().fill_null(0).cast(pl.Int64).to_numpy() for side in (left, right))
         same_surname = _equal(left.str.slice(0, 1), right.str.slice(0, 1))
         dropped_or_added = (
             (d <= 1) & (np.abs(lengths[0] - lengths[1]) == 1) & (np.minimum(*lengths) >= 2) & same_surname
@@ -264,6 +265,30 @@ class Edits(Kind):
         left, right = self._sides(pairs)
         d = _distance(left, right, DamerauLevenshtein.distance)
         return [_equal(left, right), *(d <= t for t in self.thresholds)]
+
+
+@kind("number")
+@dataclass(frozen=True)
+class Number(Kind):
+    """A count (a household's size) in bands of absolute difference (``thresholds``,
+    smallest first): a team that counted a member away from home is one off."""
+
+    thresholds: tuple[float, ...] = ()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return ("exact", *(f"± {int(t)}" for t in self.thresholds), "disagree")
+
+    def agreements(self, pairs: pl.DataFrame) -> list[np.ndarray]:
+        left, right = self._sides(pairs)
+        as_number = pl.Float64
+        difference = (
+            (left.cast(as_number, strict=False) - right.cast(as_number, strict=False))
+            .abs()
+            .fill_null(float("inf"))
+            .to_numpy()
+        )
+        return [_equal(left, right), *(difference <= t for t in self.thresholds)]
 
 
 @kind("place")

@@ -245,6 +245,9 @@ def place_key(raw: pl.Expr) -> pl.Expr:
 
 
 def places_in(text: pl.Expr, names: list[str]) -> pl.Expr:
-    """The known place names (short forms) that occur in free text, longest first."""
+    """The known place names (short forms) that occur in free text, longest first, after
+    the address's province, prefecture and county: 花垣县边城牛园10组 names the township
+    边城, not 花垣 (the county's seat is a township of that name too)."""
     ordered = sorted(set(names), key=lambda n: (-len(n), n))
-    return text.str.extract_many(ordered, overlapping=False)
+    below_county = text.str.replace(r"^(?:[^镇乡村组]*?(?:省|自治州|州|市|县|区))+", "")
+    return below_county.str.extract_many(ordered, overlapping=False)

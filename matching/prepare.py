@@ -14,6 +14,9 @@ from matching.normalise import id_columns, id_derived, normalise_names, phone, p
 from staging.stage import Stage
 
 RECORD_KEYS = ("source", "source_record_id")
+# A record that names a household head may name the spouse instead (应急's teams do): both
+# are "the head" to the comparison, every other member is not.
+HEAD, MEMBER = "户主或配偶", "其他成员"
 
 
 def _keys(frame: pl.DataFrame) -> pl.DataFrame:
@@ -24,6 +27,10 @@ def _keys(frame: pl.DataFrame) -> pl.DataFrame:
         pl.when(birth.str.to_date("%Y%m%d", strict=False).is_not_null()).then(birth).alias("birth_text"),
         pl.concat_str(pl.col("id18").str.slice(0, 6), pl.col("id18").str.slice(14, 3)).alias("id_area_seq"),
         id_or_prefix.str.slice(0, 9).alias("id_prefix9"),
+        # Digits 8-17 (the birth date after its century digit, and the sequence): what a
+        # transposition across the area code's end and the birth year (433124|1980 typed
+        # 433121|4980) leaves intact, when the area, the birth date and the prefix are gone.
+        pl.col("id18").str.slice(7, 10).alias("id_tail"),
     )
 
 
@@ -45,6 +52,7 @@ def register_frame(persons: pl.DataFrame) -> pl.DataFrame:
         "village",
         "phone",
         "relation",
+        pl.col("household_size").cast(pl.Int64, strict=False),
         id_cell(persons),
     )
     frame = frame.with_columns(id_columns(pl.col("id_number"), pl.col(ID_CELL))).with_columns(id_derived())
@@ -54,6 +62,7 @@ def register_frame(persons: pl.DataFrame) -> pl.DataFrame:
         place_key(pl.col("village")).alias("village_key"),
         phone(pl.col("phone")).alias("phone"),
         pl.coalesce(pl.col("sex"), pl.col("id_sex")).alias("sex"),
+        pl.when(pl.col("relation").is_in(["户主", "配偶"])).then(pl.lit(HEAD)).otherwise(pl.lit(MEMBER)).alias("head_role"),
     )
     return _keys(frame)
 
@@ -76,6 +85,12 @@ def _source_records(
             if ident.sex
             else pl.lit(None, pl.String)
         ),
+        "household_size": (
+            pl.col(ident.household_size).cast(pl.Int64, strict=False)
+            if ident.household_size
+            else pl.lit(None, pl.Int64)
+        ),
+        "head_role": pl.lit(HEAD if ident.names_head else None, pl.String),
     }
     if ident.place == ("township", "village"):
         cols["township_key"] = place_key(pl.col("township"))

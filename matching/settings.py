@@ -70,6 +70,10 @@ class Settings:
     # A night scores with the model saved by an earlier night; it fits a new one when the
     # saved model is this many days old (or on request: ``guardline match --refit``).
     refit_days: int = 28
+    # A record on the fast path (an exact checksum-valid ID found in the register) is that
+    # person unless one of these comparisons disagrees outright: a name one character off
+    # or a near-homophone does not overrule an ID. Empty: the fast path is scored as any pair.
+    exact_id_vetoes: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -98,6 +102,10 @@ class Settings:
             for b in raw["blocking"]
         )
         t = raw.get("thresholds", {})
+        vetoes = tuple(raw.get("exact_id_vetoes", ()))
+        unknown = set(vetoes) - {c.name for c in comparisons}
+        if unknown:
+            raise GuardlineError(f"{path.name}: exact_id_vetoes names no comparison: {sorted(unknown)}")
         return cls(
             raw["name"],
             tuple(comparisons),
@@ -108,4 +116,5 @@ class Settings:
             t.get("margin", 0.5),
             raw.get("random_pairs", 300_000),
             raw.get("refit_days", 28),
+            vetoes,
         )

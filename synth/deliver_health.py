@@ -39,7 +39,12 @@ def deliver_health(world: World, records: list[dict[str, Any]], folder: Path) ->
     out = Delivered("health_insurance")
     fields = Fields("health_insurance", "证件号码", "姓名", per_identity=True, gbk=True)
     hospitals = health_insurance.HOSPITALS
-    correct = {"定点医药机构名称": lambda r, rng: hospitals[int(rng.integers(len(hospitals)))]}
+
+    def another_hospital(r: dict, rng) -> str:  # a correction that changes nothing would be a duplicate
+        others = [h for h in hospitals if h != r["定点医药机构名称"]]
+        return others[int(rng.integers(len(others)))]
+
+    correct = {"定点医药机构名称": another_hospital}
     rows = noisy_rows(world, records, fields, "结算日期", correct, out)
     present = Presenter(world.noise, world.rng, out.defects, world.exposure, world.applied)
     first = world.days_ago(health_insurance.HISTORY_DAYS)

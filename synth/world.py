@@ -125,11 +125,30 @@ class World:
         return pl.concat([pool.select(IDENTITY), out[idx].select(IDENTITY)], how="vertical_relaxed")
 
 
+def _near_id(donor: str, born: date, used: set[str], rng: np.random.Generator) -> str | None:
+    """A valid ID one digit of the sequence away from ``donor``'s (same area, birth date
+    and sex), not yet anyone's; None when none is free."""
+    for _ in range(20):
+        pos = 14 + int(rng.integers(0, 2))  # the sequence's first two digits: its parity (sex) stays
+        digit = str((int(donor[pos]) + int(rng.integers(1, 10))) % 10)
+        body = donor[:pos] + digit + donor[pos + 1 : 17]
+        candidate = idnumber.make_id(donor[:6], born, int(body[14:17]))
+        if candidate not in used:
+            return candidate
+    return None
+
+
 def _make_outsiders(world: World) -> pl.DataFrame:
+    """People no register holds: residents of other counties, urban residents of this one
+    (its own area code: they can reach the exact-ID path), some named like a registered
+    person, some with an ID one digit from a registered person's (a namesake among them
+    shares the birth date too)."""
     reg = world.register
     rng = world.rng
     n = max(200, reg.height // 5)
     namesake = rng.random(n) < float(world.settings["namesake_share"])
+    kinds = world.settings["outsider_kinds"]
+    draw = rng.random(n)
     donors = reg[rng.choice(reg.height, size=n)]
     rows = []
     used = set(reg["id_number"].to_list())
@@ -137,12 +156,17 @@ def _make_outsiders(world: World) -> pl.DataFrame:
     for i, donor in enumerate(donors.iter_rows(named=True)):
         sex = donor["sex"] if namesake[i] else ("男" if rng.random() < 0.5 else "女")
         birth = world.as_of - timedelta(days=int(rng.integers(18 * 365, 80 * 365)))
-        while True:
+        id_number = None
+        if draw[i] < kinds["near_id"]:
+            sex, birth = donor["sex"], donor["birth_date"]
+            id_number = _near_id(donor["id_number"], birth, used, rng)
+        same_county = draw[i] < kinds["near_id"] + kinds["same_county"]
+        while id_number is None:
             seq = int(rng.integers(0, 500)) * 2 + (1 if sex == "男" else 0)
-            id_number = idnumber.make_id(codes[rng.integers(len(codes))], birth, seq)
-            if id_number not in used:
-                used.add(id_number)
-                break
+            code = world.county.code if same_county else codes[rng.integers(len(codes))]
+            made = idnumber.make_id(code, birth, seq)
+            id_number = made if made not in used else None
+        used.add(id_number)
         name = donor["name"] if namesake[i] else reg["name"][int(rng.integers(reg.height))]
         rows.append(
             {

@@ -338,9 +338,13 @@ CSV_INJECTION = ("=1+1", "@SUM(A1:A9)", "+cmd|' /C calc'!A0")
 
 def reg_csv_injection_heads(home: Path) -> None:
     """The whole register; the heads of three households flagged on night 1 renamed to
-    formulas — their names go into the township lists."""
-    flagged = pl.read_parquet(home / "stage" / "flags" / "2026-11-27.parquet")
-    households = sorted(set(flagged.filter(pl.col("status") != "resolved")["household_id"]))[:3]
+    formulas — their names go into the township lists. The first is flagged by a rule that
+    reads the register alone (its income): a head whose name no longer agrees with his
+    own department records may lose their links (an exact ID beside a different name goes
+    to review), and with them the flags that the records raised."""
+    flagged = pl.read_parquet(home / "stage" / "flags" / "2026-11-27.parquet").filter(pl.col("status") != "resolved")
+    by_register = flagged.group_by("household_id").agg((pl.col("records").list.len() == 0).any().alias("register_only"))
+    households = by_register.sort("register_only", "household_id", descending=[True, False])["household_id"].to_list()[:3]
     header, rows = register_table(home / "inbox")
     hh, rel, name = (header.index(c) for c in ("户编号", "与户主关系", "姓名"))
     renamed = dict(zip(households, CSV_INJECTION, strict=False))

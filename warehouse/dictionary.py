@@ -24,7 +24,7 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
             "household_id": "户编号 of the register, null when unmatched",
             "match_status": "matched, review (a person must decide), unmatched",
             "match_probability": "0..1, the model's probability for the chosen (or best) candidate",
-            "match_method": "exact id, probabilistic, reviewed, needs review, no candidate…",
+            "match_method": "exact id (valid ID found, nothing disagreeing outright), probabilistic, reviewed, needs review, no candidate…",
         },
     ),
     "v_flagged_households": (
