@@ -48,7 +48,7 @@ def main(what: str, args: dict) -> None:
     elif what == "lists":
         import polars as pl
 
-        from warehouse.lists import write_lists
+        from lists.write import write_lists
 
         write_lists(
             pl.read_parquet(args["flags"]),

@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from guardline.errors import GuardlineError
-from warehouse.lists import LIST_COLUMNS, write_lists
+from lists.rows import LIST_COLUMNS
+from lists.write import write_lists
 from warehouse.privacy import KEY_VARIABLE, mask_id, mask_phone, pseudonym_key, pseudonyms
 
 D = date(2026, 11, 27)

@@ -120,7 +120,7 @@ def test_lists_killed_at_any_boundary_are_the_previous_lists_or_the_new(small, t
     assert len(new) >= 2, "the county has lists of several townships"
     # The previous attempt listed one township only, with one household.
     first = flags.filter(pl.col("status") != "resolved").head(1)
-    from warehouse.lists import write_lists
+    from lists.write import write_lists
 
     steps = _boundaries(
         lambda hook: write_lists(flags, pl.read_parquet(register), AS_OF, tmp_path / "probe", on_step=hook)

@@ -1,4 +1,4 @@
-"""Administration: the data dictionary, the warehouse's roles, the review queue."""
+"""Administration: the data dictionary, the warehouse's roles, the review queue, the visits."""
 
 from __future__ import annotations
 
@@ -86,3 +86,36 @@ def review_import(
         f"decisions: {counts.get('accept', 0):,} accepted, {counts.get('reject', 0):,} rejected; "
         f"{links.filter(pl.col('match_status') == 'review').height:,} records still in review"
     )
+
+
+visits = typer.Typer(help="Verification results: the township lists cadres return, read back.")
+app.add_typer(visits, name="visits")
+
+
+@visits.command("import")
+def visits_import(
+    files: Annotated[list[Path], typer.Argument(help="Returned workbooks (.xlsx) or their CSVs, any names.")],
+    stage: Annotated[Path, typer.Option(help="Staging folder.")] = Path("stage"),
+    by: Annotated[str | None, typer.Option(help="Who records the results (default: your login).")] = None,
+) -> None:
+    """Read returned lists, check every row, and remember each visit for the next lists.
+
+    Every problem is printed (file, row, field, reason) on stderr; the rows without one
+    are recorded. Exit status 3 when any row or file was refused, 0 otherwise; the same
+    file imported again changes nothing."""
+    import sys
+
+    from pipeline.cli.app import today
+    from staging.stage import Stage, stage_lock
+    from visits.returned import import_visits
+
+    with stage_lock(stage, timeout=60):
+        results = import_visits(Stage(stage), files, today(), by)
+    problems = 0
+    for r in results:
+        console.print(f"{r.file}: {r.status}, {r.visits:,} visits of {r.households:,} households, {len(r.problems):,} problems")
+        for p in r.problems:
+            print(f"guardline: {p}", file=sys.stderr)
+        problems += len(r.problems)
+    if problems:
+        raise typer.Exit(3)

@@ -194,7 +194,7 @@ def lists(
 ) -> None:
     """Write one Excel list (and a CSV) per township of the households to visit."""
     from staging.stage import Stage
-    from warehouse.lists import write_stage_lists
+    from lists.write import write_stage_lists
 
     day = night_of(as_of)
     written = write_stage_lists(Stage(stage), day, outbox)
