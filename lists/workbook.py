@@ -69,6 +69,14 @@ PROTECTION = {
 }
 
 
+def _lines(text: str, width: float) -> int:
+    """How many lines ``text`` wraps to in a column ``width`` wide (a Chinese character
+    takes two of a column's units, as in 宋体): a row must be as tall as its longest cell,
+    since neither Excel nor LibreOffice grows a row written without a height."""
+    units = sum(2 if ord(c) > 0x2E7F else 1 for c in text)
+    return max(1, -(-units // max(1, int(width) - 1)))
+
+
 def file_name(county: str, township: str, as_of: date) -> str:
     """``花垣县龙潭镇_预警核查清单_20261127.xlsx``: which list it is, whatever folder it lands in."""
     return f"{county}{township}_预警核查清单_{as_of:%Y%m%d}.xlsx"
@@ -141,6 +149,8 @@ def _list_sheet(wb, f: _Formats, rows: pl.DataFrame, county: str, township: str,
         r = i + 2
         values = {**row, "序号": i + 1, "清单日期": as_of.isoformat()}
         values["首次预警日期"] = row["首次预警日期"].isoformat() if row.get("首次预警日期") else ""
+        tallest = max(_lines(str(values.get(n) or ""), WIDTHS[n]) for n in LIST_COLUMNS if n not in HIDDEN)
+        ws.set_row(r, 13.5 * tallest + 3)
         for j, name in enumerate(LIST_COLUMNS):
             if name in VISIT_COLUMNS:
                 fmt = f.open_date if name == "核查日期" else f.open
@@ -273,8 +283,7 @@ def _guide_sheet(wb, f: _Formats, catalogue: Catalogue, config: VisitConfig, as_
     _page(ws, "核查清单使用说明", as_of, landscape=False)
     ws.fit_to_pages(1, 0)
     ws.set_column(0, 0, 16)
-    ws.set_column(1, 1, 40)
-    ws.set_column(2, 2, 40)
+    ws.set_column(1, 2, 40)
     lines: list[tuple[str, ...]] = [
         ("这份清单是什么",),
         ("", "民政、医保、应急管理、人社等部门的数据与防返贫监测信息系统比对后,本乡镇需要入户核实的家庭。一户只列一行,一次入户核实清单上的全部预警。"),
@@ -292,14 +301,18 @@ def _guide_sheet(wb, f: _Formats, catalogue: Catalogue, config: VisitConfig, as_
         ("怎样交回",),
         ("", "填好后把本工作簿交回乡镇监测专干(文件可以改名、排序、加列或删行,灰色以外的列不要改),由其导入系统。核查过的户不会在下一期清单中重复出现,除非情况明显变化。", ""),
     ]
-    r = 0
-    for line in lines:
+    widths = (16, 40, 40)
+    for r, line in enumerate(lines):
         if len(line) == 1:
             ws.merge_range(r, 0, r, 2, line[0], f.bold)
+            ws.set_row(r, 22)
+        elif line[0] == "" and not line[2:3] or line[0] == "" and not line[2]:
+            ws.merge_range(r, 1, r, 2, line[1], f.text)  # a paragraph across both columns
+            ws.set_row(r, 15 * _lines(line[1], sum(widths[1:])) + 4)
         else:
             for j, text in enumerate(line):
                 ws.write_string(r, j, text, f.head if line[0] == "规则" else f.text)
-        r += 1
+            ws.set_row(r, 15 * max(_lines(t, w) for t, w in zip(line, widths, strict=False)) + 4)
 
 
 def _consequences(config: VisitConfig) -> str:
