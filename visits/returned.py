@@ -152,7 +152,7 @@ def read_returned(
         if not result and not entered:
             continue  # not visited yet (or a blank line)
 
-        def bad(name: str, reason: str, value: object = None) -> None:
+        def bad(name: str, reason: str, value: object = None, row: list = row, number: int = number) -> None:
             problems.append(Problem(path.name, number, name, _cell(value if value is not None else get(row, name)), reason))
 
         if not result:
