@@ -57,21 +57,26 @@ app.add_typer(review, name="review")
 
 @review.command("export")
 def review_export(
-    file: Annotated[Path, typer.Argument(help="CSV to write (UTF-8, opens in Excel).")],
+    file: Annotated[Path, typer.Argument(help="Workbook to write (.xlsx, a CSV beside it), or a .csv alone.")],
     stage: Annotated[Path, typer.Option(help="Staging folder with the night's links.")] = Path("stage"),
 ) -> None:
-    """Write every record in review with its candidates and an empty decision column."""
-    from matching.review import export_review
+    """Write every record in review beside its candidates, in Chinese, with a 判断 column
+    (是同一人 / 不是 / 无法判断) to fill in."""
+    from lists.review import review_rows, write_review
     from matching.run import staged_links
     from staging.stage import Stage
 
-    n = export_review(staged_links(Stage(stage)), file)
-    console.print(f"{n:,} records in review written to {file}: fill decision with accept or reject")
+    staged = Stage(stage)
+    links = staged_links(staged)
+    rows = review_rows(links, staged, staged.nights("links")[-1])
+    written = write_review(rows, file)
+    records = rows.select("来源", "记录编号").unique().height
+    console.print(f"{records:,} records in review ({rows.height:,} candidates) written to {', '.join(map(str, written))}")
 
 
 @review.command("import")
 def review_import(
-    file: Annotated[Path, typer.Argument(help="The review CSV with decisions filled in.")],
+    file: Annotated[Path, typer.Argument(help="The review workbook (or its CSV) with 判断 filled in.")],
     stage: Annotated[Path, typer.Option(help="Staging folder.")] = Path("stage"),
 ) -> None:
     """Read a reviewer's decisions, remember them, and apply them to the links."""
