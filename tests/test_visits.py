@@ -4,18 +4,23 @@ next nights list exactly who still needs a visit."""
 from __future__ import annotations
 
 import shutil
+import uuid
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
 import openpyxl
 import polars as pl
 import pytest
+import sqlalchemy as sa
 
 from lists.rows import LIST_COLUMNS
 from pipeline.cli import invoke
 from pipeline.night import run_night
 from staging.stage import Stage
 from synth.generate import generate
+from warehouse.db import engine
+from warehouse.load import load_night
 
 D = date(2026, 11, 27)
 KEY = "a-test-secret-for-the-closed-loop"
@@ -85,7 +90,31 @@ def _fill(path: Path, answers: dict[str, tuple[str, date | str]], drop: str, out
     wb.save(out)
 
 
-def test_three_nights_of_lists_and_the_visits_between_them(county, tmp_path, capsys, monkeypatch):
+def _yield(url: str) -> pl.DataFrame:
+    eng = engine(url)
+    try:
+        with eng.connect() as c:
+            rows = c.execute(sa.text("SELECT * FROM v_visit_yield ORDER BY rule_id, township, month")).mappings().all()
+    finally:
+        eng.dispose()
+    return pl.DataFrame([dict(r) for r in rows]).with_columns(pl.col("median_days_to_visit").cast(pl.Float64))
+
+
+@contextmanager
+def fresh_schema(pg_url: str):
+    schema = f"visits_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(pg_url)
+    with admin.begin() as c:
+        c.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{pg_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as c:
+            c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+
+def test_three_nights_of_lists_and_the_visits_between_them(county, tmp_path, capsys, monkeypatch, pg_url):
     first = _night(county, D)
     assert first and all(p.name.endswith(f"_预警核查清单_{D:%Y%m%d}.xlsx") for p in first)
     listed = _listed(first)
@@ -142,6 +171,22 @@ def test_three_nights_of_lists_and_the_visits_between_them(county, tmp_path, cap
     assert identified in _identified(paths), "纳入监测: on 已纳入 until the register shows it"
     assert {deleted, invalid} & set(second), "not visited (row deleted, value refused): listed again"
     assert "逾期" not in second[unvisited]["本期状态"]
+
+    # What analysts read: every visit, and the yield per rule, township and month.
+    visited = Stage(county / "stage").visits(night2)
+    yield_duckdb = _yield(f"duckdb:///{county / 'warehouse.duckdb'}")
+    rules = dict(visited.group_by("outcome").agg(pl.len()).iter_rows())
+    assert yield_duckdb.select(pl.col("identified", "dismissed", "verified").sum()).row(0) == (
+        rules["identified"],
+        rules["dismissed"],
+        rules["identified"] + rules["dismissed"],
+    )
+    assert yield_duckdb.filter(pl.col("verified") > 0)["median_days_to_visit"].is_not_null().all()
+    assert yield_duckdb["warnings"].sum() >= len(firing(night2))
+    with fresh_schema(pg_url) as url:  # the same views on PostgreSQL give the same figures
+        for night in (D, night2):  # the nights the embedded warehouse holds
+            load_night(engine(url), Stage(county / "stage"), night)
+        assert _yield(url).equals(yield_duckdb)
 
     night3 = D + timedelta(days=15)
     third = _listed(_night(county, night3))
