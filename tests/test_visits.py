@@ -3,6 +3,7 @@ next nights list exactly who still needs a visit."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 import uuid
 from contextlib import contextmanager
@@ -70,9 +71,25 @@ def monkeypatch_module():
         yield mp
 
 
+def _fill_csv(path: Path, answers: dict[str, tuple[str, date | str]], drop: str, out: Path) -> None:
+    """The list's CSV filled in and saved as Excel saves a CSV on a Chinese Windows: GBK."""
+    with open(path.with_suffix(".csv"), encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], [r for r in rows[1:] if r[rows[0].index("户编号")] != drop]
+    for r in body:
+        if r[header.index("户编号")] in answers:
+            result, when = answers[r[header.index("户编号")]]
+            r[header.index("核查结果")], r[header.index("核查人")] = result, "李干部"
+            r[header.index("核查日期")] = f"{date.fromisoformat(str(when)):%Y/%-m/%-d}"
+    with open(out, "w", encoding="gbk", newline="") as f:
+        csv.writer(f).writerows([header, *body[::-1]])
+
+
 def _fill(path: Path, answers: dict[str, tuple[str, date | str]], drop: str, out: Path) -> None:
     """As a cadre would: the rows re-sorted (reversed), one row deleted, results typed in
     (one of them not a word of the dropdown), saved under another name."""
+    if out.suffix == ".csv":
+        return _fill_csv(path, answers, drop, out)
     wb = openpyxl.load_workbook(path)
     ws = wb["核查清单"]
     header = [c.value for c in ws[2]]
@@ -139,7 +156,8 @@ def test_three_nights_of_lists_and_the_visits_between_them(county, tmp_path, cap
             }.items()
             if h in mine
         }
-        target = tmp_path / f"returned_{len(returned)}.xlsx"
+        # the dismissed household's township comes back as its CSV, the others as workbooks
+        target = tmp_path / f"returned_{len(returned)}.{'csv' if dismissed in mine else 'xlsx'}"
         _fill(path, answers, deleted, target)
         returned.append(target)
 
@@ -150,6 +168,7 @@ def test_three_nights_of_lists_and_the_visits_between_them(county, tmp_path, cap
     bad = [line for line in err.splitlines() if "不知道" in line]
     assert len(bad) == 1 and "核查结果" in bad[0] and "returned_" in bad[0] and "row " in bad[0], err
     visits = Stage(county / "stage").visits()
+    assert set(visits.filter(pl.col("household_id") == dismissed)["file"].str.extract(r"\.(\w+)$")) == {"csv"}
     again = invoke(["visits", "import", *map(str, returned), "--stage", str(county / "stage")])
     assert "already imported" in capsys.readouterr().out and again == 3, "the refused row is reported again"
     assert Stage(county / "stage").visits().equals(visits), "the same files again change nothing"
