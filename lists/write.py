@@ -19,7 +19,7 @@ from lists.workbook import file_name, write_workbook
 from rules.catalogue import Catalogue
 from staging.stage import Stage
 from visits.config import VisitConfig
-from visits.dispositions import dispose
+from visits.dispositions import apply_visits
 
 
 def write_lists(
@@ -44,7 +44,7 @@ def write_lists(
     """
     catalogue = catalogue or Catalogue.load()
     config = config or VisitConfig.load()
-    disposed = dispose(flags, visits, catalogue, config, as_of)
+    disposed = apply_visits(flags, visits, catalogue, config, as_of, links)
     rows = visit_rows(disposed, register, as_of, links)
     identified = identified_rows(disposed, register, visits)
     folder = outbox / as_of.isoformat()

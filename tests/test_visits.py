@@ -214,3 +214,61 @@ def test_three_nights_of_lists_and_the_visits_between_them(county, tmp_path, cap
     for row in third.values():  # nobody was visited since night 1: overdue iff listed 15 days ago
         waited = (night3 - date.fromisoformat(row["首次预警日期"])).days
         assert ("逾期" in row["本期状态"]) == (waited >= 15), row
+
+
+def test_what_a_visit_does_to_the_flags_it_answered():
+    """Pure: per outcome, and a dismissal reopened by a worse figure or another department."""
+    from rules.catalogue import Catalogue
+    from visits.config import VisitConfig
+    from visits.dispositions import apply_visits
+
+    list_date, night = D, D + timedelta(days=20)
+
+    def flag(hid: str, burden: float, records: list[str], first: date = D) -> dict:
+        return {
+            "household_id": hid,
+            "rule_id": "medical_burden",
+            "status": "continuing",
+            "first_flagged_date": first,
+            "evidence": f'{{"figures": {{"medical_burden": {burden}}}}}',
+            "records": records,
+        }
+
+    flags = pl.DataFrame(
+        [
+            flag("same", 10_000, ["m1"]),  # dismissed, nothing new: stays off
+            flag("worse", 12_500, ["m2"]),  # dismissed, burden +25%: back on
+            flag("other", 10_000, ["m3", "c1"]),  # dismissed, now a 民政 record too: back on
+            flag("found", 10_000, ["m4"]),  # 纳入监测: off
+            flag("away", 10_000, ["m5"]),  # 无法核实 on day 10: listed, clock restarted
+            flag("nobody", 10_000, ["m6"]),  # never visited, listed 20 days: overdue
+            flag("recent", 10_000, ["m7"], first=night - timedelta(days=3)),  # listed 3 days: not overdue
+        ]
+    )
+    links = pl.DataFrame(
+        {
+            "source": ["health_insurance"] * 7 + ["civil_affairs"],
+            "source_record_id": ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "c1"],
+        }
+    )
+    visit = {"rule_id": "medical_burden", "list_date": list_date, "figure": 10_000.0, "sources": "health_insurance"}
+    visits = pl.DataFrame(
+        [
+            {**visit, "household_id": "same", "result": "不符合条件", "outcome": "dismissed", "visit_date": D + timedelta(days=2)},
+            {**visit, "household_id": "worse", "result": "不符合条件", "outcome": "dismissed", "visit_date": D + timedelta(days=2)},
+            {**visit, "household_id": "other", "result": "信息有误", "outcome": "dismissed", "visit_date": D + timedelta(days=2)},
+            {**visit, "household_id": "found", "result": "符合，纳入监测", "outcome": "identified", "visit_date": D + timedelta(days=2)},
+            {**visit, "household_id": "away", "result": "无法核实（外出等）", "outcome": "unverified", "visit_date": D + timedelta(days=10)},
+        ]
+    )
+    out = apply_visits(flags, visits, Catalogue.load(), VisitConfig.load(), night, links)
+    got = {r["household_id"]: (r["disposition"], r["listed"], r["overdue"]) for r in out.iter_rows(named=True)}
+    assert got == {
+        "same": ("dismissed", False, False),
+        "worse": ("reopened", True, True),
+        "other": ("reopened", True, True),
+        "found": ("identified", False, False),
+        "away": (None, True, False),
+        "nobody": (None, True, True),
+        "recent": (None, True, False),
+    }

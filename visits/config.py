@@ -20,6 +20,7 @@ class VisitConfig:
     results: dict[str, str]  # 核查结果 text -> outcome, in the dropdown's order
     overdue_days: int = 15
     worsens_by: float = 0.2
+    reopen_on_new_source: bool = True
 
     @classmethod
     def load(cls, path: Path | None = None) -> VisitConfig:
@@ -39,7 +40,12 @@ class VisitConfig:
             results[text] = outcome
         if not results:
             raise GuardlineError(f"visit configuration {path}: no results")
-        return cls(results, int(raw.get("overdue_days", 15)), float(raw.get("worsens_by", 0.2)))
+        return cls(
+            results,
+            int(raw.get("overdue_days", 15)),
+            float(raw.get("worsens_by", 0.2)),
+            bool(raw.get("reopen_on_new_source", True)),
+        )
 
     @property
     def choices(self) -> list[str]:

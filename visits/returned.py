@@ -23,7 +23,7 @@ from guardline.errors import GuardlineError
 from rules.catalogue import Catalogue
 from staging.stage import Stage
 from visits.config import VisitConfig
-from visits.dispositions import VISIT_SCHEMA, worsens_figure
+from visits.dispositions import VISIT_SCHEMA, flag_sources, worsens_figure
 
 HEADER = ("户编号", "清单日期", "核查结果", "核查人", "核查日期", "帮扶措施", "备注")
 NEEDED = ("户编号", "清单日期", "核查结果", "核查日期")
@@ -140,6 +140,7 @@ def read_returned(
     problems: list[Problem] = []
     found: list[dict] = []
     lists: dict[date, pl.DataFrame | None] = {}
+    cited: dict[date, pl.DataFrame] = {}
 
     def get(row: list[object], name: str) -> object:
         j = col.get(name)
@@ -182,8 +183,14 @@ def read_returned(
             bad("户编号", f"not a household of the list of {listed_on}")
         if len(problems) and problems[-1].row == number:
             continue
-        figures = mine.with_columns(worsens_figure(catalogue)).select("rule_id", "figure")
-        for rule_id, figure in figures.iter_rows():
+        if listed_on not in cited:
+            cited[listed_on] = flag_sources(flags, stage.nightly("links", listed_on))
+        figures = (
+            mine.with_columns(worsens_figure(catalogue))
+            .join(cited[listed_on], on=["household_id", "rule_id"], how="left")
+            .select("rule_id", "figure", "sources")
+        )
+        for rule_id, figure, sources in figures.iter_rows():
             found.append(
                 {
                     "household_id": household,
@@ -196,6 +203,7 @@ def read_returned(
                     "measures": _cell(get(row, "帮扶措施")) or None,
                     "remarks": _cell(get(row, "备注")) or None,
                     "figure": figure,
+                    "sources": sources or "",
                     "row": number,
                 }
             )

@@ -28,7 +28,7 @@ from rules.catalogue import Catalogue
 from rules.features import head_rows
 from staging.stage import Stage
 from visits.config import VisitConfig
-from visits.dispositions import dispose
+from visits.dispositions import apply_visits
 from warehouse import schema
 from warehouse.db import upgrade
 from warehouse.privacy import (
@@ -184,7 +184,7 @@ def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> di
     exits = stage.nightly("exit", as_of)
     decisions = stage.decisions(as_of)
     visits = stage.visits(as_of)
-    flags = dispose(flags, visits, Catalogue.load(), VisitConfig.load(), as_of)
+    flags = apply_visits(flags, visits, Catalogue.load(), VisitConfig.load(), as_of, links)
     records = staged_records(stage, as_of)
     if records.height:
         links = links.join(
