@@ -56,6 +56,7 @@ def main(what: str, args: dict) -> None:
             date.fromisoformat(args["as_of"]),
             Path(args["outbox"]),
             on_step=hook,
+            links=pl.read_parquet(args["links"]),
         )
     elif what == "load":
         from staging.stage import Stage
