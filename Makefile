@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTHON ?= python3
 
-.PHONY: setup setup-all demo test lint bench
+.PHONY: setup setup-all system-packages demo test lint bench
 
 $(UV):
 	$(PYTHON) -m pip install --user --quiet uv || \
@@ -16,10 +16,26 @@ setup: $(UV)
 setup-all: $(UV)
 	$(UV) sync --frozen --extra airflow
 
+# What the print tests need from Debian: LibreOffice to print the lists to PDF, poppler to
+# read the PDF, a Chinese font to draw it. Installed with apt when missing (as root, or
+# with sudo); without either, the print tests say what to install.
+SYSTEM_PACKAGES_CHECK := command -v soffice >/dev/null || echo libreoffice-calc-nogui; \
+	command -v pdftotext >/dev/null || echo poppler-utils; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || echo fonts-wqy-microhei
+
+system-packages:
+	@missing="$$( $(SYSTEM_PACKAGES_CHECK) )"; missing=$$(echo $$missing); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; \
+		else echo "make: the print tests need these Debian packages: $$missing"; exit 0; fi; \
+		echo "make: installing $$missing"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
 demo: setup
 	$(UV) run guardline demo
 
-test: setup-all
+test: setup-all system-packages
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync pytest
 

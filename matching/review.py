@@ -1,88 +1,92 @@
-"""The review queue: candidates out to a CSV a person fills in, decisions back in.
+"""The review queue: the records matching could not decide go to a person (the review
+workbook of ``lists.review``), the decisions come back.
 
-``export`` writes one row per candidate of every record in review (source,
-source_record_id, candidate person_id, household, probability, reasons, decision).
-``import`` reads the reviewer's ``accept`` / ``reject`` back, checks them (file, row and
-field named on every mistake) and remembers them in the stage; matching then applies
-them, so a decided record is never sent to review again: an accepted candidate is its
-person (method ``reviewed``), a record whose candidates were all rejected stays unmatched.
+``read_decisions`` reads the workbook or its CSV back — 来源, 记录编号, 候选人编号 and 判断
+(是同一人 / 不是 / 无法判断), found by their headers — checks every row and reports every
+mistake (file, row and field) at once; ``import_review`` remembers the decisions in the
+stage; matching then applies them, so a decided record is never sent to review again: an
+accepted candidate is its person (method ``reviewed``), a record whose candidates were all
+rejected stays unmatched. 无法判断 leaves the record in review.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import polars as pl
 
-from guardline.csvsafe import revive, write_csv
-from guardline.errors import DeliveryError, GuardlineError
+from guardline.csvsafe import revive
+from guardline.errors import GuardlineError
 from staging.stage import Stage
 
-COLUMNS = (
-    "source",
-    "source_record_id",
-    "candidate_person_id",
-    "candidate_household_id",
-    "probability",
-    "reasons",
-    "decision",
-)
 KEY = ["source", "source_record_id"]
+# The departments as a reviewer names them, and the answers a reviewer gives.
+SOURCE_WORDS = {"civil_affairs": "民政", "health_insurance": "医保", "emergency_management": "应急", "human_resources": "人社"}
+CHOICES = {"是同一人": "accept", "不是": "reject", "无法判断": None}
+NEEDED = ("来源", "记录编号", "候选人编号", "判断")
 
 
-def export_review(links: pl.DataFrame, path: Path) -> int:
-    """Write the review queue; the number of records in it."""
-    review = links.filter(pl.col("match_status") == "review")
-    rows = [
-        [source, record, c["person_id"], c["household_id"], c["probability"], c["reasons"], ""]
-        for source, record, candidates in review.select("source", "source_record_id", "candidates").iter_rows()
-        for c in json.loads(candidates or "[]")
-    ]
-    write_csv(path, COLUMNS, rows)
-    return review.height
+def _rows(path: Path) -> list[dict[str, str]]:
+    """The review file's rows by header (a workbook's first sheet with the columns, or a CSV)."""
+    if path.suffix.lower() == ".xlsx":
+        import openpyxl
+
+        try:
+            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        except Exception as exc:
+            raise GuardlineError(f"{path.name}: not a readable workbook ({type(exc).__name__})") from None
+        try:
+            for ws in wb.worksheets:
+                table = [["" if v is None else str(v).strip() for v in r] for r in ws.iter_rows(values_only=True)]
+                if table and all(n in table[0] for n in NEEDED):
+                    return [dict(zip(table[0], r, strict=False)) for r in table[1:]]
+        finally:
+            wb.close()
+        raise GuardlineError(f"{path.name}: no sheet with the columns {'、'.join(NEEDED)}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("gb18030")
+    rows = [{k: revive(v) if isinstance(v, str) else v for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
+    missing = [c for c in NEEDED if not rows or c not in rows[0]]
+    if missing:
+        raise GuardlineError(f"{path.name}: row 1: missing column {'、'.join(missing)}")
+    return rows
 
 
 def read_decisions(path: Path, persons: pl.DataFrame) -> pl.DataFrame:
-    """The reviewer's decisions, checked: known persons, accept/reject, one accept a record."""
-    label = path.name
-    try:
-        rows = [
-            {k: revive(v) if isinstance(v, str) else v for k, v in row.items()}
-            for row in csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig")))
-        ]
-    except UnicodeDecodeError:
-        raise DeliveryError(label, "not UTF-8 text: save the review file as CSV UTF-8") from None
-    missing = [
-        c
-        for c in ("source", "source_record_id", "candidate_person_id", "decision")
-        if rows and c not in rows[0]
-    ]
-    if missing:
-        raise DeliveryError(label, f"missing column {', '.join(missing)}", row=1)
+    """The reviewer's decisions, every row checked (a known source and person, an answer of
+    the list, at most one 是同一人 per record): all mistakes in one error, by file, row and
+    field; (source, source_record_id, person_id, decision accept|reject) otherwise."""
+    by_word = {w: code for code, w in SOURCE_WORDS.items()}
     known = set(persons["person_id"])
-    out = []
-    for n, row in enumerate(rows, start=2):
-        decision = (row.get("decision") or "").strip().lower()
-        if not decision:
+    out, problems = [], []
+    for n, row in enumerate(_rows(path), start=2):
+        answer = (row.get("判断") or "").strip()
+        if not answer:
             continue
-        if decision not in ("accept", "reject"):
-            raise DeliveryError(label, f"{decision!r} is neither accept nor reject", row=n, field="decision")
-        person = (row.get("candidate_person_id") or "").strip()
+        person = (row.get("候选人编号") or "").strip()
+        source = by_word.get((row.get("来源") or "").strip())
+        mistakes = []
+        if answer not in CHOICES:
+            mistakes.append(("判断", f"{answer!r} is not one of {' / '.join(CHOICES)}"))
+        if source is None:
+            mistakes.append(("来源", f"{row.get('来源')!r} is not one of {' / '.join(by_word)}"))
         if person not in known:
-            raise DeliveryError(
-                label, f"{person!r} is not a person of the register", row=n, field="candidate_person_id"
-            )
-        out.append((row["source"].strip(), row["source_record_id"].strip(), person, decision))
+            mistakes.append(("候选人编号", f"{person!r} is not a person of the register"))
+        problems += [f"{path.name}: row {n}: {field}: {reason}" for field, reason in mistakes]
+        if not mistakes and CHOICES[answer] is not None:
+            out.append((source, (row.get("记录编号") or "").strip(), person, CHOICES[answer]))
     frame = pl.DataFrame(out, schema=[*KEY, "person_id", "decision"], orient="row")
     twice = frame.filter(pl.col("decision") == "accept").group_by(KEY).len().filter(pl.col("len") > 1)
-    if twice.height:
-        source, record, _ = twice.row(0)
-        raise DeliveryError(
-            label, f"{source} {record} has more than one accepted candidate", field="decision"
-        )
+    problems += [
+        f"{path.name}: 判断: {SOURCE_WORDS[s]} {r} has {k} candidates marked 是同一人 (one at most)" for s, r, k in twice.iter_rows()
+    ]
+    if problems:
+        raise GuardlineError(f"{len(problems)} problems, nothing imported:\n" + "\n".join(problems))
     return frame
 
 

@@ -184,7 +184,7 @@ def load(
 @writes_privately
 def publish(county_stage: Path, outbox: Path, as_of: date, on_step: Hook | None = None) -> list[Path]:
     """One county's township lists of the night: ``<outbox>/<as_of>/<township>.xlsx``."""
-    from warehouse.lists import write_stage_lists
+    from lists.write import write_stage_lists
 
     return write_stage_lists(Stage(county_stage), as_of, outbox, on_step)
 

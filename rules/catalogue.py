@@ -23,7 +23,7 @@ CATALOGUE = HERE / "catalogue.yaml"
 CONFIG = HERE / "config.yaml"
 # Words the sentences may use besides the evidence: computed when a flag is written
 # (disaster_words: each fired disaster record's date, damage and loss, its own).
-SENTENCE_WORDS = {"medical_burden_share", "disaster_words", "assistance_words"}
+SENTENCE_WORDS = {"medical_burden_share", "medical_basis", "disaster_words", "assistance_words"}
 EXTRA_FEATURES = {"medical_records", "work_records", "disaster_records", "assistance_records"}
 
 
@@ -38,6 +38,12 @@ class Rule:
     evidence: tuple[str, ...] = ()
     records: str | None = None
     sentence: str = ""
+    # The figure of the evidence whose change makes a dismissed flag worth a new visit
+    # ("-figure": when it falls); None: a dismissal holds while the rule fires.
+    worsens: str | None = None
+    # What the rule means and what a cadre checks at the door (the lists' 说明 sheet).
+    meaning: str = ""
+    at_the_door: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,9 @@ class Catalogue:
                     tuple(r.get("evidence") or ()),
                     r.get("records"),
                     r.get("sentence", ""),
+                    r.get("worsens"),
+                    r.get("meaning", ""),
+                    r.get("at_the_door", ""),
                 )
             )
         out = cls(parameters, tuple(rules), int((raw.get("exit") or {}).get("months", 6)), cfg)
@@ -107,6 +116,8 @@ class Catalogue:
             for word in re.findall(r"{(\w+)", rule.sentence):
                 if word not in names | SENTENCE_WORDS:
                     raise GuardlineError(f"rule {rule.id}: its sentence uses unknown {word!r}")
+            if rule.worsens and rule.worsens.removeprefix("-") not in rule.evidence:
+                raise GuardlineError(f"rule {rule.id}: worsens {rule.worsens!r} is not one of its evidence figures")
             if rule.records and rule.records not in EXTRA_FEATURES:
                 raise GuardlineError(f"rule {rule.id}: records {rule.records!r} is not a record list")
         for scope, values in self._scopes():

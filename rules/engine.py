@@ -77,10 +77,14 @@ WORDS = [
     .then(pl.col("medical_burden") / pl.col("income_last_year"))
     .otherwise(0.0)
     .alias("medical_burden_share"),
-    pl.when(pl.col("new_dibao_tekun"))
-    .then(pl.lit("新纳入农村低保/特困"))
-    .otherwise(pl.lit("获临时救助"))
-    .alias("assistance_words"),
+    pl.when(pl.col("poor_or_monitored"))
+    .then(pl.lit("脱贫户或监测户"))
+    .otherwise(pl.lit("一般农户"))
+    .alias("medical_basis"),
+    pl.concat_str(
+        pl.when(pl.col("new_dibao_tekun")).then(pl.lit("新纳入")).otherwise(pl.lit("获")),
+        pl.col("assistance_kinds"),
+    ).alias("assistance_words"),
 ]
 
 

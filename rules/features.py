@@ -297,6 +297,8 @@ def assistance(inputs: Inputs, as_of: date) -> pl.DataFrame | None:
             dibao.any().alias("new_dibao_tekun"),
             temporary.any().alias("temporary_assistance"),
             pl.col("source_record_id").sort().alias("assistance_records"),
+            # which help: 农村低保, 农村特困, 临时救助 (a cadre asks about the one granted)
+            pl.col("category").unique().sort().str.join("、").alias("assistance_kinds"),
         )
     )
 
@@ -322,6 +324,7 @@ def feature_table(inputs: Inputs, as_of: date) -> pl.DataFrame:
         "disaster_max_loss_housing": 0.0,
         "new_dibao_tekun": False,
         "temporary_assistance": False,
+        "assistance_kinds": "",
     }
     table = table.with_columns(
         (pl.col(k).fill_null(v) if k in table.columns else pl.lit(v).alias(k)) for k, v in defaults.items()

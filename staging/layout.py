@@ -13,6 +13,7 @@
     <stage>/features/<D>.parquet              the night D's features per household
     <stage>/models/<D>.json                   the matching model the night D scored with, and when it was fitted
     <stage>/review_decisions.parquet          the reviewers' decisions, with the night they apply from
+    <stage>/visits.parquet                    the visits cadres returned (per household and rule), with the night they apply from
     <stage>/runs/<D>.json                     what each step of the night D did
     <stage>/landing/<D>/<source>/             a sync DAG's landing between its tasks
     <stage>/reports/                          Great Expectations' results and Data Docs
@@ -62,6 +63,10 @@ class Layout:
     @property
     def decisions(self) -> Path:
         return self.root / "review_decisions.parquet"
+
+    @property
+    def visits(self) -> Path:
+        return self.root / "visits.parquet"
 
     def run(self, night: date) -> Path:
         return self.root / "runs" / f"{night.isoformat()}.json"

@@ -332,6 +332,34 @@ class Stage:
         )
         self._write_parquet(every.sort("applies_from", "source", "source_record_id", "person_id"), self.layout.decisions)
 
+    def visits(self, night: date | None = None) -> pl.DataFrame | None:
+        """The visits that apply on ``night`` (None: every one imported): per household,
+        rule and list, the latest returned by then."""
+        every = self._read_parquet(self.layout.visits)
+        if every is None:
+            return None
+        if night is not None:
+            every = every.filter(pl.col("applies_from") <= night)
+        return every.sort("applies_from", "imported_order").unique(
+            ["household_id", "rule_id", "list_date"], keep="last", maintain_order=True
+        ).sort("household_id", "rule_id", "list_date")
+
+    def visit_files(self) -> set[str]:
+        """The checksums of every returned file already imported."""
+        every = self._read_parquet(self.layout.visits)
+        return set() if every is None else set(every["file_checksum"].unique().to_list())
+
+    def add_visits(self, visits: pl.DataFrame, night: date) -> None:
+        """Remember visits, applying from ``night`` on (an earlier night re-run keeps the
+        lists it had); a later file's row for the same household, rule and list wins."""
+        old = self._read_parquet(self.layout.visits)
+        order = 0 if old is None else int(old["imported_order"].max()) + 1
+        stamped = visits.with_columns(
+            pl.lit(night, pl.Date).alias("applies_from"), pl.lit(order, pl.Int64).alias("imported_order")
+        )
+        every = stamped if old is None else pl.concat([old, stamped], how="diagonal_relaxed")
+        self._write_parquet(every.sort("imported_order", "household_id", "rule_id"), self.layout.visits)
+
     def save_model(self, night: date, model: dict) -> None:
         """The matching model the night scored with (its parameters and when it was fitted)."""
         self._write_text(self.layout.model(night), json.dumps(model, indent=1, sort_keys=True) + "\n")

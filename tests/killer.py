@@ -48,7 +48,7 @@ def main(what: str, args: dict) -> None:
     elif what == "lists":
         import polars as pl
 
-        from warehouse.lists import write_lists
+        from lists.write import write_lists
 
         write_lists(
             pl.read_parquet(args["flags"]),
@@ -56,6 +56,7 @@ def main(what: str, args: dict) -> None:
             date.fromisoformat(args["as_of"]),
             Path(args["outbox"]),
             on_step=hook,
+            links=pl.read_parquet(args["links"]),
         )
     elif what == "load":
         from staging.stage import Stage

@@ -93,10 +93,10 @@ def test_ingest_match_evaluate(tmp_path):
     )
     assert exported.returncode == 0, exported.stderr
     text = (tmp_path / "review.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert text[0].startswith("source,source_record_id,candidate_person_id")
+    assert text[0].startswith("来源,记录编号,记录姓名") and text[0].endswith(",判断")
     assert len(text) > 1, "this seeded county has records in review"
     (tmp_path / "review.csv").write_text(
-        "\n".join([text[0], text[1].rstrip(",") + ",reject"]) + "\n", encoding="utf-8-sig"
+        "\n".join([text[0], text[1].rstrip(",") + ",不是"]) + "\n", encoding="utf-8-sig"
     )
     imported = _guardline(
         "review", "import", str(tmp_path / "review.csv"), "--stage", str(tmp_path / "stage")

@@ -419,64 +419,76 @@ def test_the_same_engine_links_febrl4():
 
 
 def test_review_decisions_are_read_back_and_remembered(matched, tmp_path):
-    import csv
+    """The reviewer's workbook in Chinese: each record's name, masked ID, place and date
+    beside each candidate's; 判断 a dropdown; filled in with openpyxl (re-sorted, as a
+    reviewer does), imported, applied, and never in review again."""
     import shutil
 
-    from matching.review import export_review, import_review
+    import openpyxl
+
+    from lists.review import COLUMNS, review_rows, write_review
+    from matching.review import import_review
 
     _, shared, result = matched
     stage = Stage(shutil.copytree(shared.root, tmp_path / "stage"))  # the module's stage stays as matched
-    path = tmp_path / "review.csv"
-    in_review = export_review(result.links, path)
-    assert in_review == result.links.filter(pl.col("match_status") == "review").height > 2
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.DictReader(f))
-    records = list(dict.fromkeys((r["source"], r["source_record_id"]) for r in rows))
-    accept, reject = records[0], records[1]
-    for r in rows:
-        key = (r["source"], r["source_record_id"])
-        if (
-            key == accept
-            and r["decision"] == ""
-            and not any(
-                x.get("decision") == "accept" for x in rows if (x["source"], x["source_record_id"]) == key
-            )
-        ):
-            r["decision"] = "accept"
+    rows = review_rows(result.links, stage, AS_OF)
+    in_review = result.links.filter(pl.col("match_status") == "review").height
+    assert rows.select("来源", "记录编号").unique().height == in_review > 2
+    for column in ("记录证件号码", "候选人证件号码"):  # masked: never seven digits in a row
+        assert not rows[column].drop_nulls().str.contains(r"\d{7}").any(), column
+    assert rows["候选人证件号码"].drop_nulls().str.contains(r"^\d{6}\*{8}\w{4}$").all()
+    assert rows["候选人姓名"].is_not_null().all() and rows["记录姓名"].is_not_null().all()
+    path = write_review(rows, tmp_path / "review.xlsx")[0]
+    wb = openpyxl.load_workbook(path)
+    ws = wb["待审核"]
+    assert tuple(c.value for c in ws[1]) == COLUMNS
+    assert ws.data_validations.dataValidation[0].formula1.strip('"').split(",") == ["是同一人", "不是", "无法判断"]
+    body = [list(r) for r in ws.iter_rows(min_row=2, values_only=True)][::-1]
+    records = list(dict.fromkeys((r[0], r[1]) for r in body))
+    accept, reject, unsure = records[0], records[1], records[2]
+    decided = set()
+    for r in body:
+        key = (r[0], r[1])
+        if key == accept and key not in decided:
+            r[-1] = "是同一人"
+            decided.add(key)
         elif key == reject:
-            r["decision"] = "reject"
-    with open(path, "w", encoding="utf-8-sig", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    import_review(stage, path)
+            r[-1] = "不是"
+        elif key == unsure:
+            r[-1] = "无法判断"
+    for i, r in enumerate(body, start=2):
+        for j, value in enumerate(r, start=1):
+            ws.cell(row=i, column=j, value=value)
+    wb.save(tmp_path / "decided.xlsx")
+    import_review(stage, tmp_path / "decided.xlsx")
     again = match_stage(stage, AS_OF).links
+    words = {"民政": "civil_affairs", "医保": "health_insurance", "应急": "emergency_management", "人社": "human_resources"}
     by_key = {(r["source"], r["source_record_id"]): r for r in again.iter_rows(named=True)}
-    assert by_key[accept]["match_status"] == "matched" and by_key[accept]["match_method"] == "reviewed"
-    assert by_key[reject]["match_status"] == "unmatched" and by_key[reject]["match_method"] == "reviewed"
-    assert again.filter(pl.col("match_status") == "review").height == in_review - 2, (
-        "decided, never again in review"
-    )
+    key = lambda k: (words[k[0]], k[1])  # noqa: E731
+    assert by_key[key(accept)]["match_status"] == "matched" and by_key[key(accept)]["match_method"] == "reviewed"
+    assert by_key[key(reject)]["match_status"] == "unmatched" and by_key[key(reject)]["match_method"] == "reviewed"
+    assert by_key[key(unsure)]["match_status"] == "review", "无法判断 leaves it for someone else"
+    assert again.filter(pl.col("match_status") == "review").height == in_review - 2, "decided, never again in review"
 
 
-def test_a_bad_review_file_names_the_row_and_field(matched, tmp_path):
-    from guardline.errors import DeliveryError
+def test_a_bad_review_file_names_every_bad_row_and_field(matched, tmp_path):
     from matching.review import read_decisions
 
     _, stage, _ = matched
     path = tmp_path / "bad.csv"
     path.write_text(
-        "source,source_record_id,candidate_person_id,decision\nhealth_insurance,X1,0433124000000001,maybe\n",
+        "来源,记录编号,候选人编号,判断\n医保,X1,0433124000000001,也许\n医保,X2,nobody,是同一人\n社保,X3,0433124000000001,不是\n",
         encoding="utf-8-sig",
     )
-    with pytest.raises(DeliveryError, match="row 2, decision: 'maybe' is neither accept nor reject"):
+    with pytest.raises(GuardlineError) as err:
         read_decisions(path, stage.records("registry"))
-    path.write_text(
-        "source,source_record_id,candidate_person_id,decision\nhealth_insurance,X1,nobody,accept\n",
-        encoding="utf-8-sig",
-    )
-    with pytest.raises(DeliveryError, match="candidate_person_id"):
-        read_decisions(path, stage.records("registry"))
+    lines = str(err.value).splitlines()
+    assert lines[0] == "3 problems, nothing imported:"
+    assert lines[1:] == [
+        "bad.csv: row 2: 判断: '也许' is not one of 是同一人 / 不是 / 无法判断",
+        "bad.csv: row 3: 候选人编号: 'nobody' is not a person of the register",
+        "bad.csv: row 4: 来源: '社保' is not one of 民政 / 医保 / 应急 / 人社",
+    ]
 
 
 def test_links_stay_put_when_their_records_do(matched, tmp_path):

@@ -114,23 +114,27 @@ def test_lists_killed_at_any_boundary_are_the_previous_lists_or_the_new(small, t
     register = tmp_path / "register.parquet"  # the register the night saw, for the child process
     Stage(home / "stage").records("registry", AS_OF).write_parquet(register)
     flags_path = home / "stage" / "flags" / f"{AS_OF}.parquet"
+    links_path = home / "stage" / "links" / f"{AS_OF}.parquet"  # the members the evidence names
+    links = pl.read_parquet(links_path)
     flags = pl.read_parquet(flags_path)
     day = home / "outbox" / AS_OF.isoformat()
     new = {p.name: p.read_bytes() for p in day.glob("*.csv")}
     assert len(new) >= 2, "the county has lists of several townships"
     # The previous attempt listed one township only, with one household.
     first = flags.filter(pl.col("status") != "resolved").head(1)
-    from warehouse.lists import write_lists
+    from lists.write import write_lists
 
     steps = _boundaries(
-        lambda hook: write_lists(flags, pl.read_parquet(register), AS_OF, tmp_path / "probe", on_step=hook)
+        lambda hook: write_lists(
+            flags, pl.read_parquet(register), AS_OF, tmp_path / "probe", on_step=hook, links=links
+        )
     )
     for at, step in enumerate(steps):
         outbox = tmp_path / f"outbox-{at}"
-        write_lists(first, pl.read_parquet(register), AS_OF, outbox)
+        write_lists(first, pl.read_parquet(register), AS_OF, outbox, links=links)
         old = {p.name: p.read_bytes() for p in (outbox / AS_OF.isoformat()).glob("*.csv")}
         child = _child(
-            "lists", flags=flags_path, register=register, as_of=AS_OF, outbox=outbox, kill_at=at
+            "lists", flags=flags_path, register=register, links=links_path, as_of=AS_OF, outbox=outbox, kill_at=at
         )
         child.wait(240)
         assert child.returncode == -9, (step, child.stderr.read())

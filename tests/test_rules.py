@@ -243,7 +243,9 @@ def test_medical_burden_thresholds_by_household_type_and_share():
     assert flags[("poor", "medical_burden")]["assistance"] == "医疗救助"
     evidence = json.loads(flags[("poor", "medical_burden")]["evidence"])
     assert evidence["figures"]["medical_abs"] == 5000 and len(evidence["source_records"]) == 1
-    assert flags[("poor", "medical_burden")]["sentence"] == "近12个月医疗个人负担 5,000 元,占家庭年收入 8%"
+    assert flags[("poor", "medical_burden")]["sentence"] == (
+        "近12个月医疗个人负担 5,000 元,占家庭年收入 8%(预警标准:脱贫户或监测户 5,000 元,或家庭年收入的 50% 即 30,000 元)"
+    ), "the threshold that fired is told with its basis"
 
 
 def test_medical_window_edges_reversals_and_unmatched_records():
@@ -360,11 +362,13 @@ def test_disaster_evidence_tells_each_fired_record_with_its_own_figures():
     assert evidence["source_records"] == [damaged]
     assert evidence["record_figures"] == [{"disaster_date": str(ago(30)), "house_damage": "严重损坏", "direct_loss": 0.0}]
     assert evidence["figures"]["disaster_loss_threshold"] == 6000 and "disaster_amount" not in evidence["figures"]
-    assert mixed["sentence"] == f"近12个月受灾:{ago(30)} 房屋严重损坏"
+    standard = "(预警标准:房屋倒塌或严重损坏,或单次直接经济损失达家庭年收入的 30% 即 {:,} 元)"
+    assert mixed["sentence"] == f"近12个月受灾:{ago(30)} 房屋严重损坏" + standard.format(6000)
     told = flags[("both", "disaster_loss")]
     order = sorted([(first, "2026-07-12 房屋倒塌,直接经济损失 90,000 元"), (second, "2026-09-01 直接经济损失 7,000 元")])
     assert json.loads(told["evidence"])["source_records"] == [k for k, _ in order]
-    assert told["sentence"] == "近12个月受灾:" + "; ".join(words for _, words in order)
+    threshold = json.loads(told["evidence"])["figures"]["disaster_loss_threshold"]
+    assert told["sentence"] == "近12个月受灾:" + "; ".join(words for _, words in order) + standard.format(round(threshold))
 
 
 def test_new_social_assistance_window_and_kinds():

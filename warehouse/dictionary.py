@@ -83,6 +83,39 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
             "new_flags": "of which new tonight",
         },
     ),
+    "v_visits": (
+        "Every verification result cadres returned (guardline visits import), per household, "
+        "rule and the list the row answered. Who visited and the remarks are not here (free "
+        "text about people: the monitoring role reads the visits table).",
+        {
+            "household_id": "户编号",
+            "township": "乡(镇)",
+            "village": "行政村",
+            "rule_id": "the rule the visit answered (a row of the list answers every rule on it)",
+            "list_date": "the night of the list the cadre filled in",
+            "result": "核查结果 as written: one of the province's vocabulary (visits/config.yaml)",
+            "outcome": "identified (纳入监测), dismissed (not listed again unless worse), unverified (listed again)",
+            "visit_date": "核查日期",
+            "days_after_list": "visit_date - list_date, in days",
+        },
+    ),
+    "v_visit_yield": (
+        "The closed loop's yield, per rule, township and month a warning episode began "
+        "(an episode: a household firing a rule from its first_flagged_date on): whether "
+        "the warnings are verified, what they find, how fast — whether a province's "
+        "thresholds are right.",
+        {
+            "rule_id": "the rule",
+            "township": "乡(镇)",
+            "month": "YYYYMM of the episode's first_flagged_date",
+            "warnings": "warning episodes",
+            "verified": "of which visited (any result) on a list of the episode",
+            "identified": "of which found 纳入监测",
+            "dismissed": "of which dismissed (无需纳入, 不符合条件, 信息有误)",
+            "overdue": "of which overdue (逾期) on the latest night they were listed",
+            "median_days_to_visit": "median days from first_flagged_date to the first visit, over the verified",
+        },
+    ),
     "v_record_links_identified": (
         "For the monitoring role only (analysts are refused it): v_record_links with the "
         "record key of each record, as the lists and the review queue need it.",

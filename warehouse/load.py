@@ -24,8 +24,11 @@ from connectors.canonical import META
 from connectors.sources import BY_STAGE_NAME, RECORD_STAGES
 from guardline.atomic import Hook
 from guardline.errors import GuardlineError
+from rules.catalogue import Catalogue
 from rules.features import head_rows
 from staging.stage import Stage
+from visits.config import VisitConfig
+from visits.dispositions import apply_visits
 from warehouse import schema
 from warehouse.db import upgrade
 from warehouse.privacy import (
@@ -180,6 +183,8 @@ def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> di
         )
     exits = stage.nightly("exit", as_of)
     decisions = stage.decisions(as_of)
+    visits = stage.visits(as_of)
+    flags = apply_visits(flags, visits, Catalogue.load(), VisitConfig.load(), as_of, links)
     records = staged_records(stage, as_of)
     if records.height:
         links = links.join(
@@ -203,6 +208,7 @@ def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> di
         "source_records": records.drop("amount", strict=False),
         "quarantine": stage.quarantine(),
         "review_decisions": decisions if decisions is not None else pl.DataFrame(),
+        "visits": visits if visits is not None else pl.DataFrame(),
     }
 
 

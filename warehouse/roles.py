@@ -23,7 +23,7 @@ from warehouse.schema import ANALYST_VIEWS, VIEWS, metadata
 ETL, MONITOR, ANALYST = "guardline_etl", "guardline_monitor", "guardline_analyst"
 # The tables whose rows belong to a household: what a county- or township-scoped
 # monitoring login reads, row-level security keeping it to its own households.
-SCOPED_TABLES = ("households", "persons", "record_links", "flags", "exit_candidates")
+SCOPED_TABLES = ("households", "persons", "record_links", "flags", "exit_candidates", "visits")
 _IN_SCOPE = "EXISTS (SELECT 1 FROM monitor_scopes s WHERE s.role_name = current_user)"
 _POLICIES = {
     "households": f"""NOT {_IN_SCOPE} OR EXISTS (

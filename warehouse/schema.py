@@ -1,9 +1,9 @@
 """The warehouse schema: one SQLAlchemy definition for DuckDB and PostgreSQL.
 
 Full identifiers (ID and phone numbers, names) sit in ``households``, ``persons``, the
-record keys of ``record_links`` and ``review_decisions``, the evidence of ``flags``, and
-the payloads of ``source_records`` and ``quarantine``: tables only the monitoring role
-reads. The analysts' views read masked forms and keyed pseudonyms kept beside them
+record keys of ``record_links`` and ``review_decisions``, the evidence of ``flags``, the
+payloads of ``source_records`` and ``quarantine``, and the visitors and remarks of
+``visits``: tables only the monitoring role reads. The analysts' views read masked forms and keyed pseudonyms kept beside them
 (``id_pseudonym``, ``record_pseudonym``, ``evidence_pseudonymous``).
 """
 
@@ -80,6 +80,32 @@ flags = sa.Table(
     sa.Column("evidence", sa.String),
     sa.Column("sentence", sa.String),
     sa.Column("evidence_pseudonymous", sa.String),  # the evidence, records named by pseudonym
+    # What the visits made of the flag (visits.dispositions): identified, dismissed,
+    # reopened or null; on the night's warning list; waiting past overdue_days.
+    sa.Column("disposition", sa.String),
+    sa.Column("listed", sa.Boolean),
+    sa.Column("overdue", sa.Boolean),
+)
+
+# Verification results cadres returned (``guardline visits import``): per household,
+# rule and the list the row answered. visitor and remarks are about people: the
+# monitoring role's.
+visits = sa.Table(
+    "visits",
+    metadata,
+    sa.Column("household_id", sa.String, primary_key=True),
+    sa.Column("rule_id", sa.String, primary_key=True),
+    sa.Column("list_date", sa.Date, primary_key=True),
+    sa.Column("result", sa.String),
+    sa.Column("outcome", sa.String),
+    sa.Column("visitor", sa.String),
+    sa.Column("visit_date", sa.Date),
+    sa.Column("measures", sa.String),
+    sa.Column("remarks", sa.String),
+    sa.Column("file", sa.String),
+    sa.Column("file_checksum", sa.String),
+    sa.Column("recorded_by", sa.String),
+    sa.Column("applies_from", sa.Date),
 )
 
 exit_candidates = sa.Table(
@@ -183,6 +209,8 @@ ANALYST_VIEWS = (  # an analyst reads these: no full ID number, phone number or 
     "v_exit_candidates",
     "v_persons_masked",
     "v_township_summary",
+    "v_visits",
+    "v_visit_yield",
 )
 MONITOR_VIEWS = (  # today's identified forms, for the monitoring role only
     "v_record_links_identified",

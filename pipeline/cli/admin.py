@@ -1,4 +1,4 @@
-"""Administration: the data dictionary, the warehouse's roles, the review queue."""
+"""Administration: the data dictionary, the warehouse's roles, the review queue, the visits."""
 
 from __future__ import annotations
 
@@ -57,21 +57,26 @@ app.add_typer(review, name="review")
 
 @review.command("export")
 def review_export(
-    file: Annotated[Path, typer.Argument(help="CSV to write (UTF-8, opens in Excel).")],
+    file: Annotated[Path, typer.Argument(help="Workbook to write (.xlsx, a CSV beside it), or a .csv alone.")],
     stage: Annotated[Path, typer.Option(help="Staging folder with the night's links.")] = Path("stage"),
 ) -> None:
-    """Write every record in review with its candidates and an empty decision column."""
-    from matching.review import export_review
+    """Write every record in review beside its candidates, in Chinese, with a 判断 column
+    (是同一人 / 不是 / 无法判断) to fill in."""
+    from lists.review import review_rows, write_review
     from matching.run import staged_links
     from staging.stage import Stage
 
-    n = export_review(staged_links(Stage(stage)), file)
-    console.print(f"{n:,} records in review written to {file}: fill decision with accept or reject")
+    staged = Stage(stage)
+    links = staged_links(staged)
+    rows = review_rows(links, staged, staged.nights("links")[-1])
+    written = write_review(rows, file)
+    records = rows.select("来源", "记录编号").unique().height
+    console.print(f"{records:,} records in review ({rows.height:,} candidates) written to {', '.join(map(str, written))}")
 
 
 @review.command("import")
 def review_import(
-    file: Annotated[Path, typer.Argument(help="The review CSV with decisions filled in.")],
+    file: Annotated[Path, typer.Argument(help="The review workbook (or its CSV) with 判断 filled in.")],
     stage: Annotated[Path, typer.Option(help="Staging folder.")] = Path("stage"),
 ) -> None:
     """Read a reviewer's decisions, remember them, and apply them to the links."""
@@ -86,3 +91,36 @@ def review_import(
         f"decisions: {counts.get('accept', 0):,} accepted, {counts.get('reject', 0):,} rejected; "
         f"{links.filter(pl.col('match_status') == 'review').height:,} records still in review"
     )
+
+
+visits = typer.Typer(help="Verification results: the township lists cadres return, read back.")
+app.add_typer(visits, name="visits")
+
+
+@visits.command("import")
+def visits_import(
+    files: Annotated[list[Path], typer.Argument(help="Returned workbooks (.xlsx) or their CSVs, any names.")],
+    stage: Annotated[Path, typer.Option(help="Staging folder.")] = Path("stage"),
+    by: Annotated[str | None, typer.Option(help="Who records the results (default: your login).")] = None,
+) -> None:
+    """Read returned lists, check every row, and remember each visit for the next lists.
+
+    Every problem is printed (file, row, field, reason) on stderr; the rows without one
+    are recorded. Exit status 3 when any row or file was refused, 0 otherwise; the same
+    file imported again changes nothing."""
+    import sys
+
+    from pipeline.cli.app import today
+    from staging.stage import Stage, stage_lock
+    from visits.returned import import_visits
+
+    with stage_lock(stage, timeout=60):
+        results = import_visits(Stage(stage), files, today(), by)
+    problems = 0
+    for r in results:
+        console.print(f"{r.file}: {r.status}, {r.visits:,} visits of {r.households:,} households, {len(r.problems):,} problems")
+        for p in r.problems:
+            print(f"guardline: {p}", file=sys.stderr)
+        problems += len(r.problems)
+    if problems:
+        raise typer.Exit(3)

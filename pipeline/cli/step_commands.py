@@ -193,8 +193,8 @@ def lists(
     outbox: Annotated[Path, typer.Option(help="Where the township lists go.")] = Path("outbox"),
 ) -> None:
     """Write one Excel list (and a CSV) per township of the households to visit."""
+    from lists.write import write_stage_lists
     from staging.stage import Stage
-    from warehouse.lists import write_stage_lists
 
     day = night_of(as_of)
     written = write_stage_lists(Stage(stage), day, outbox)
