@@ -184,9 +184,8 @@ def test_the_analyst_role_reads_masked_views_and_is_refused_identifiers(night, w
 @pytest.mark.parametrize("warehouse", ["postgresql"], indirect=True)
 def test_the_roles_take_their_passwords_from_the_environment_and_are_no_superusers(warehouse, monkeypatch):
     """As docker-compose's warehouse-migrate job creates them."""
-    from warehouse.roles import ANALYST, ETL, MONITOR, create_roles, password_variable
-
     from warehouse.db import upgrade
+    from warehouse.roles import ANALYST, ETL, MONITOR, create_roles, password_variable
 
     secret = "a-password-with-'quote"
     monkeypatch.setenv(password_variable(ANALYST), secret)
