@@ -43,11 +43,12 @@ IDENTIFIED_COLUMNS = ("序号", "行政村", "户编号", "户主姓名", "户�
 
 
 def heads(register: pl.DataFrame) -> pl.DataFrame:
-    """One row per household: what a list shows of it, and whether it is monitored."""
+    """One row per household: what a list shows of it, and whether it is monitored
+    (监测对象类别 set and 风险是否已消除 not 是)."""
     monitored = pl.col("monitored_category").is_not_null() & (pl.col("risk_eliminated").fill_null("否") == "否")
     return head_rows(register).select(
         "household_id",
-        pl.col("county").fill_null("") if "county" in register.columns else pl.lit("").alias("county"),
+        pl.col("county").fill_null(""),
         "township",
         "village",
         pl.col("name").alias("户主姓名"),
@@ -56,15 +57,13 @@ def heads(register: pl.DataFrame) -> pl.DataFrame:
         pl.col("household_size").alias("人数"),
         pl.col("household_type").alias("户类型"),
         pl.col("monitored_category").fill_null("").alias("监测对象类别"),
-        (monitored if "risk_eliminated" in register.columns else pl.col("monitored_category").is_not_null()).alias(
-            "__monitored"
-        ),
+        monitored.alias("__monitored"),
     )
 
 
 def members(flags: pl.DataFrame, register: pl.DataFrame, links: pl.DataFrame | None) -> pl.DataFrame:
     """Per flag, the names of the members its records are about ("张三、李四"), or null."""
-    if links is None or "records" not in flags.columns or links.height == 0:
+    if links is None or links.height == 0:
         return flags.select("household_id", "rule_id", pl.lit(None, pl.String).alias("__members"))
     persons = links.filter(pl.col("match_status") == "matched").select("source_record_id", "person_id").unique()
     names = register.select("person_id", "name").unique("person_id")
@@ -88,15 +87,15 @@ def _evidence() -> pl.Expr:
 def visit_rows(
     flags: pl.DataFrame, register: pl.DataFrame, as_of: date, links: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    """One row per household with a listed flag (firing, not settled by a visit)."""
-    listed = flags.filter(pl.col("listed")) if "listed" in flags.columns else flags.filter(pl.col("status") != "resolved")
-    overdue = pl.col("overdue") if "overdue" in listed.columns else pl.lit(False)
+    """One row per household with a listed flag (firing, not settled by a visit):
+    ``flags`` as :func:`visits.dispositions.apply_visits` returns them."""
+    listed = flags.filter(pl.col("listed"))
     told = (
         listed.join(members(listed, register, links), on=["household_id", "rule_id"], how="left")
         .with_columns(
             pl.col("severity").replace_strict(SEVERITY_ORDER, default=3).alias("__rank"),
             _evidence().alias("__evidence"),
-            overdue.alias("__overdue"),
+            pl.col("overdue").alias("__overdue"),
         )
         .sort("__rank", "rule_id")
     )
@@ -127,10 +126,8 @@ def visit_rows(
     )
 
 
-def identified_rows(flags: pl.DataFrame, register: pl.DataFrame, visits: pl.DataFrame | None) -> pl.DataFrame:
+def identified_rows(flags: pl.DataFrame, register: pl.DataFrame) -> pl.DataFrame:
     """Households verified 纳入监测 that the register does not show monitored yet."""
-    if "disposition" not in flags.columns:
-        return pl.DataFrame(schema={c: pl.String for c in (*IDENTIFIED_COLUMNS, "county", "township")})
     chosen = flags.filter(pl.col("disposition") == "identified", pl.col("status") != "resolved")
     per_household = chosen.group_by("household_id", maintain_order=True).agg(
         pl.col("rule_name").unique(maintain_order=True).str.join("、").alias("预警规则"),

@@ -46,7 +46,7 @@ def write_lists(
     config = config or VisitConfig.load()
     disposed = apply_visits(flags, visits, catalogue, config, as_of, links)
     rows = visit_rows(disposed, register, as_of, links)
-    identified = identified_rows(disposed, register, visits)
+    identified = identified_rows(disposed, register)
     folder = outbox / as_of.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     recover(outbox)

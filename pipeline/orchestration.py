@@ -175,10 +175,19 @@ def exchange_url(county: str) -> str | None:
 
 
 def warehouse_url(stage_root: Path) -> str:
-    """The warehouse: the configured connection, else as the command line resolves it
-    (guardline.config: GUARDLINE_WAREHOUSE_URL, else the embedded DuckDB file, here in
-    the stage root)."""
-    return config_.warehouse_url(sqlalchemy_url(config()["connections"]["warehouse"]), stage_root)
+    """The warehouse: the configured connection, else GUARDLINE_WAREHOUSE_URL. Neither is
+    an error, not a quiet fallback: a province whose Connection went missing must not
+    load its night into a DuckDB file nobody reads (name that file in
+    GUARDLINE_WAREHOUSE_URL to choose it)."""
+    conn_id = config()["connections"]["warehouse"]
+    url = sqlalchemy_url(conn_id) or os.environ.get(config_.WAREHOUSE_VARIABLE)
+    if not url:
+        raise GuardlineError(
+            f"no warehouse: the Airflow Connection {conn_id} is not defined (AIRFLOW_CONN_{conn_id.upper()}), "
+            f"nor {config_.WAREHOUSE_VARIABLE}; for the embedded file set "
+            f"{config_.WAREHOUSE_VARIABLE}={config_.embedded_url(stage_root)}"
+        )
+    return url
 
 
 def provide_pseudonym_key() -> None:

@@ -78,7 +78,8 @@ def test_settings_come_from_variables_and_connections(monkeypatch):
 
     monkeypatch.delenv("AIRFLOW_CONN_GUARDLINE_WAREHOUSE", raising=False)
     monkeypatch.delenv("GUARDLINE_WAREHOUSE_URL", raising=False)
-    assert orch.warehouse_url(Path("/srv/stage")) == "duckdb:////srv/stage/warehouse.duckdb"
+    with pytest.raises(GuardlineError, match="no warehouse: the Airflow Connection guardline_warehouse is not defined"):
+        orch.warehouse_url(Path("/srv/stage"))  # a missing Connection is an error, not a DuckDB file
     monkeypatch.setenv("GUARDLINE_WAREHOUSE_URL", "postgresql+psycopg://etl@db/guardline")
     assert orch.warehouse_url(Path("/srv/stage")) == "postgresql+psycopg://etl@db/guardline"
 

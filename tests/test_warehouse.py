@@ -181,6 +181,28 @@ def test_the_analyst_role_reads_masked_views_and_is_refused_identifiers(night, w
         analyst.dispose()
 
 
+@pytest.mark.parametrize("warehouse", ["postgresql"], indirect=True)
+def test_the_roles_take_their_passwords_from_the_environment_and_are_no_superusers(warehouse, monkeypatch):
+    """As docker-compose's warehouse-migrate job creates them."""
+    from warehouse.db import upgrade
+    from warehouse.roles import ANALYST, ETL, MONITOR, create_roles, password_variable
+
+    secret = "a-password-with-'quote"
+    monkeypatch.setenv(password_variable(ANALYST), secret)
+    upgrade(warehouse)
+    assert password_variable(ETL) == "GUARDLINE_ETL_PASSWORD"
+    create_roles(warehouse)
+    with warehouse.connect() as c:
+        rows = c.execute(
+            sa.text("SELECT rolname, rolsuper, rolcreaterole, rolpassword FROM pg_authid WHERE rolname IN (:a, :e, :m)"),
+            {"a": ANALYST, "e": ETL, "m": MONITOR},
+        ).all()
+    assert {r.rolname for r in rows} == {ANALYST, ETL, MONITOR}
+    assert not any(r.rolsuper or r.rolcreaterole for r in rows)
+    analyst = next(r for r in rows if r.rolname == ANALYST)
+    assert analyst.rolpassword and secret not in analyst.rolpassword, "stored hashed"
+
+
 def test_roles_need_postgresql(tmp_path):
     from guardline.errors import GuardlineError
     from warehouse.roles import create_roles

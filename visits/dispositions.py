@@ -65,7 +65,7 @@ def _worsened(catalogue: Catalogue, by: float) -> pl.Expr:
 def flag_sources(flags: pl.DataFrame, links: pl.DataFrame | None) -> pl.DataFrame:
     """Per (household, rule): the departments whose records the flag cites, as one sorted
     text ("civil_affairs,health_insurance"); empty where it cites none."""
-    if links is None or "records" not in flags.columns or links.height == 0:
+    if links is None or links.height == 0:
         return flags.select(*KEY, pl.lit("").alias("sources"))
     source_of = links.select("source_record_id", "source").unique("source_record_id")
     cited = (

@@ -13,6 +13,7 @@ file reads everything, so a shared warehouse with analysts belongs on PostgreSQL
 
 from __future__ import annotations
 
+import os
 import re
 
 import sqlalchemy as sa
@@ -44,13 +45,24 @@ def _require_postgresql(eng: sa.Engine) -> None:
         )
 
 
+def password_variable(role: str) -> str:
+    """The environment variable a role's password is read from (GUARDLINE_ETL_PASSWORD…)."""
+    return f"GUARDLINE_{role.removeprefix('guardline_').upper()}_PASSWORD"
+
+
 def _create_login(conn: sa.Connection, role: str) -> None:
+    """The role, as a login that is no superuser; its password from the environment when
+    given (a deployment sets them; trust-authenticated test servers need none)."""
     conn.execute(
         sa.text(
             f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
-            f"THEN CREATE ROLE {role} LOGIN; END IF; END $$"
+            f"THEN CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB; END IF; END $$"
         )
     )
+    password = os.environ.get(password_variable(role))
+    if password:
+        quoted = password.replace("'", "''")
+        conn.execute(sa.text(f"ALTER ROLE {role} WITH LOGIN PASSWORD '{quoted}'"))
 
 
 def create_roles(eng: sa.Engine) -> None:
