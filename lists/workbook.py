@@ -306,7 +306,7 @@ def _guide_sheet(wb, f: _Formats, catalogue: Catalogue, config: VisitConfig, as_
         if len(line) == 1:
             ws.merge_range(r, 0, r, 2, line[0], f.bold)
             ws.set_row(r, 22)
-        elif (line[0] == "" and not line[2:3]) or (line[0] == "" and not line[2]):
+        elif line[0] == "" and not any(line[2:]):
             ws.merge_range(r, 1, r, 2, line[1], f.text)  # a paragraph across both columns
             ws.set_row(r, 15 * _lines(line[1], sum(widths[1:])) + 4)
         else:

@@ -45,13 +45,15 @@ class Model:
         }
 
     @classmethod
-    def restored(cls, settings: Settings, data: dict) -> Model:
-        """A saved model for ``settings`` (its comparisons and levels must be the same)."""
+    def restored(cls, settings: Settings, data: dict) -> Model | None:
+        """A saved model for ``settings``; None when it was made for other settings, or for
+        other comparisons or levels (a new fit is due then)."""
         m = {k: np.asarray(v, dtype=float) for k, v in data["m"].items()}
         u = {k: np.asarray(v, dtype=float) for k, v in data["u"].items()}
-        for c in settings.comparisons:
-            if c.name not in m or len(m[c.name]) != len(c.levels):
-                raise ValueError(f"the saved model has no comparison {c.name!r} with {len(c.levels)} levels")
+        if data.get("settings") != settings.name or any(
+            c.name not in m or len(m[c.name]) != len(c.levels) for c in settings.comparisons
+        ):
+            return None
         return cls(
             settings,
             m,

@@ -130,7 +130,7 @@ def match_stage(stage: Stage, as_of: date, settings: str = "china", refit: bool 
     timings["prepare"] = time.perf_counter() - t
     chosen = Settings.load(settings)
     kept = stage.model(as_of)
-    saved = Model.restored(chosen, kept) if kept is not None and _fits(chosen, kept) else None
+    saved = Model.restored(chosen, kept) if kept is not None else None
     due = refit or saved is None or (as_of - date.fromisoformat(kept["fitted_on"])).days >= chosen.refit_days
     result = link(left, right, chosen, saved=None if due else saved, previous=saved if due else None)
     timings.update(result.timings)
@@ -148,13 +148,6 @@ def match_stage(stage: Stage, as_of: date, settings: str = "china", refit: bool 
         stage.save_model(as_of, record)
     timings["write"] = time.perf_counter() - t
     return MatchResult(links, result, left, right, timings)
-
-
-def _fits(settings: Settings, kept: dict) -> bool:
-    """Whether a saved model was made for these settings, level for level."""
-    if kept.get("settings") != settings.name:
-        return False
-    return all(len(kept["m"].get(c.name, ())) == len(c.levels) for c in settings.comparisons)
 
 
 def staged_links(stage: Stage, as_of: date | None = None) -> pl.DataFrame:

@@ -152,6 +152,7 @@ def read_returned(
         entered = [n for n in ("核查人", "核查日期", "帮扶措施", "备注") if _cell(get(row, n))]
         if not result and not entered:
             continue  # not visited yet (or a blank line)
+        found_before = len(problems)
 
         def bad(name: str, reason: str, value: object = None, row: list = row, number: int = number) -> None:
             problems.append(Problem(path.name, number, name, _cell(value if value is not None else get(row, name)), reason))
@@ -181,8 +182,8 @@ def read_returned(
         mine = flags.filter((pl.col("household_id") == household) & (pl.col("status") != "resolved"))
         if mine.height == 0:
             bad("户编号", f"not a household of the list of {listed_on}")
-        if len(problems) and problems[-1].row == number:
-            continue
+        if len(problems) > found_before:
+            continue  # a row with any problem records nothing
         if listed_on not in cited:
             cited[listed_on] = flag_sources(flags, stage.nightly("links", listed_on))
         figures = (
