@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -25,7 +25,7 @@ from staging.migrate import migrate
 from staging.versions import ARRIVED, VERSION, Merge, as_of, history, merge_versions
 
 __all__ = ["Merge", "Prior", "Stage", "Watermark", "merge_versions", "stage_lock"]
-SETTLED_SCHEMA = {"night": pl.Date, "status": pl.String, "reason": pl.String, "at": pl.Datetime("us")}
+SETTLED_SCHEMA = {"night": pl.Date, "status": pl.String, "reason": pl.String}
 LEDGER_SCHEMA = {
     "source": pl.String,
     "file": pl.String,
@@ -374,13 +374,14 @@ class Stage:
 
     def settle(self, source: str, night: date, status: str, reason: str = "") -> None:
         """The source's sync of the night has ended (``ok``, ``nothing new``, ``partial``,
-        ``failed``): the match-and-flag of the night waits for every source to settle."""
+        ``failed``): the match-and-flag of the night waits for every source to settle.
+        Re-running the night changes nothing: no clock time is kept, and a re-run that read
+        nothing new leaves the night's outcome as it was."""
         path = self.layout.settled(source)
         earlier = self._read_parquet(path)
-        entry = pl.DataFrame(
-            {"night": [night], "status": [status], "reason": [reason], "at": [datetime.now()]},
-            schema=SETTLED_SCHEMA,
-        )
+        if status == "nothing new" and earlier is not None and earlier.filter(pl.col("night") == night).height:
+            return  # a re-run of the night read nothing new: the night ended as it did
+        entry = pl.DataFrame({"night": [night], "status": [status], "reason": [reason]}, schema=SETTLED_SCHEMA)
         kept = earlier.filter(pl.col("night") != night) if earlier is not None else None
         self._write_parquet(pl.concat([kept, entry]).sort("night") if kept is not None else entry, path)
 
