@@ -249,10 +249,16 @@ def load_county(
 
 
 def unsettled(county_stage: Path, as_of: date) -> list[str]:
-    """The sources whose sync has not yet ended the night for the county."""
+    """The sources whose sync has not yet ended the night for the county (none for a
+    night older than the stage's first record of one: a stage staged before the sources
+    recorded how their nights ended has nothing to wait for)."""
     from connectors.sources import DEPARTMENTS
 
-    settled = Stage(county_stage).settled(as_of)
+    stage = Stage(county_stage)
+    first = stage.first_settled()
+    if first is None or as_of < first:
+        return []
+    settled = stage.settled(as_of)
     return [s for s in DEPARTMENTS if s not in settled]
 
 

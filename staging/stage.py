@@ -385,6 +385,15 @@ class Stage:
         kept = earlier.filter(pl.col("night") != night) if earlier is not None else None
         self._write_parquet(pl.concat([kept, entry]).sort("night") if kept is not None else entry, path)
 
+    def first_settled(self) -> date | None:
+        """The first night any source recorded how it ended (None: none ever did)."""
+        nights = [
+            frame["night"].min()
+            for path in self.layout.settled("*").parent.glob("*.parquet")
+            if (frame := self._read_parquet(path)) is not None and frame.height
+        ]
+        return min(nights) if nights else None
+
     def settled(self, night: date) -> dict[str, tuple[str, str]]:
         """How each source's sync of the night ended: source -> (status, reason)."""
         out = {}
