@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTHON ?= python3
 
-.PHONY: setup setup-all system-packages demo test lint bench
+.PHONY: setup setup-all system-packages demo test test-scenarios lint bench
 
 $(UV):
 	$(PYTHON) -m pip install --user --quiet uv || \
@@ -35,9 +35,14 @@ system-packages:
 demo: setup
 	$(UV) run guardline demo
 
+# The suite, but the whole-night scenarios (marked `scenario`: the DAGs under a real
+# Airflow, every bad delivery), which `make test-scenarios` runs and CI runs after it.
 test: setup-all system-packages
 	$(UV) run --no-sync ruff check .
-	$(UV) run --no-sync pytest
+	$(UV) run --no-sync pytest -m "not scenario"
+
+test-scenarios: setup-all system-packages
+	$(UV) run --no-sync pytest -m scenario
 
 bench: $(UV)
 	$(UV) sync --frozen --group bench

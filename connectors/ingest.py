@@ -87,6 +87,7 @@ def stage(landing: Landing, into: Stage, on_step: Hook | None = None) -> SourceR
         raise GuardlineError(f"{landing.source}: the landing of {landing.as_of} was not validated")
     with into.transaction(on_step):
         result = (_stage_exchange if landing.exchange else _stage_files)(landing, into)
+        into.settle(landing.source, landing.as_of, result.status, result.reason or "")
     result.seconds = time.perf_counter() - started
     return result
 

@@ -45,6 +45,23 @@ class Landing:
     def exchange(self) -> bool:
         return department(self.source).fmt == "sql"
 
+    def summary(self) -> dict:
+        """The verdict per file (or exchange table), as JSON for the task's log and XCom."""
+        files: dict[str, str] = {}
+        for b in self.batches:
+            r = b.result
+            files[r.file] = (
+                f"refused: {b.failure}"
+                if b.failure
+                else f"valid, {r.rows_read} rows, {r.quarantined} to quarantine, {len(r.warnings)} warnings"
+            )
+        for r, _ in self.failures:
+            files[r.file] = f"refused: {r.reason}"
+        for r in self.skipped:
+            files[r.file] = r.status  # a copy or a file loaded on an earlier night
+        verdict = "refused" if self.fatal else "some refused" if any(v.startswith("refused") for v in files.values()) else "valid"
+        return {"source": self.source, "as_of": self.as_of.isoformat(), "verdict": verdict, "files": files or "nothing new"}
+
     def save(self, folder: Path) -> Path:
         """Write the landing under ``folder`` (replacing an earlier one); returns the folder."""
         if folder.exists():

@@ -92,10 +92,12 @@ class Validator:
     """A Great Expectations file context under ``reports``: suites, results, Data Docs."""
 
     def __init__(self, reports: Path) -> None:
+        # Before the import: Great Expectations logs a line per function it registers
+        # while importing (about 200), which would bury the task's own summary.
+        logging.getLogger("great_expectations").setLevel(logging.ERROR)
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        logging.getLogger("great_expectations").setLevel(logging.ERROR)
         self.gx = gx
         self.reports = reports
         reports.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,7 @@ class Validator:
             self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
             self.datasource = self.context.data_sources.add_or_update_pandas("guardline")
         self._checkpoints: dict[str, Any] = {}
+        self._validated: list[Any] = []  # tonight's results and their suites: the pages to render
 
     def _checkpoint(self, stage_name: str) -> Any:
         if stage_name not in self._checkpoints:
@@ -165,7 +168,8 @@ class Validator:
             batch_parameters={"dataframe": data.select(columns).to_pandas()},
             expectation_parameters={"run_date": pd.Timestamp(run_date)},
         )
-        (outcome,) = result.run_results.values()
+        ((identifier, outcome),) = result.run_results.items()
+        self._validated += [identifier, identifier.expectation_suite_identifier]
         verdict = Verdict(success=True)
         small = data.height < suite_definition(source.stage_name).get("meta", {}).get(
             "min_rows_for_shares", 0
@@ -192,11 +196,17 @@ class Validator:
         verdict.seconds = time.perf_counter() - started
         return verdict
 
-    def build_docs(self) -> Path:
-        """Render every kept result as Data Docs; the index a data engineer opens."""
-        with _locked(self.reports):
-            self.context.build_data_docs()
-        return self.reports / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    def build_docs(self) -> Path | None:
+        """Render tonight's results (and their suites) as Data Docs pages beside the
+        earlier nights' pages, and the index over all of them, which a data engineer
+        opens (None while no night has validated anything). Earlier pages are not
+        rendered again: they do not change."""
+        if self._validated:
+            with _locked(self.reports):
+                self.context.build_data_docs(resource_identifiers=self._validated)
+            self._validated = []
+        index = self.reports / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+        return index if index.exists() else None
 
 
 def _safe(name: str) -> str:

@@ -13,6 +13,7 @@ returned. xlsxwriter writes it; nothing here decides who is listed (``lists.rows
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 
@@ -77,6 +78,18 @@ def _lines(text: str, width: float) -> int:
     return max(1, -(-units // max(1, int(width) - 1)))
 
 
+MISSING_WHY = {"not settled": "未按时送达", "failed": "被拒收", "partial": "部分文件被拒收"}
+
+
+def missing_note(missing: Mapping[str, tuple[str, str]], titles: Mapping[str, str]) -> str:
+    """One sentence naming the departments whose data the night went without, and why
+    (``missing``: source -> (status, reason); ``titles``: source -> its department's name)."""
+    if not missing:
+        return ""
+    parts = [f"{titles.get(s, s)}数据{MISSING_WHY.get(status, status)}" for s, (status, _) in missing.items()]
+    return "注意:本期" + "、".join(parts) + ",依据这些数据的预警可能未列出。"
+
+
 def file_name(county: str, township: str, as_of: date) -> str:
     """``花垣县龙潭镇_预警核查清单_20261127.xlsx``: which list it is, whatever folder it lands in."""
     return f"{county}{township}_预警核查清单_{as_of:%Y%m%d}.xlsx"
@@ -106,7 +119,10 @@ def write_workbook(
     as_of: date,
     catalogue: Catalogue,
     config: VisitConfig,
+    missing: str = "",
 ) -> None:
+    """``missing``: the sentence naming the sources the night went without (:func:`missing_note`),
+    said in the list's title and in the summary, so nobody takes a short list for a quiet night."""
     wb = xlsxwriter.Workbook(str(path))
     wb.set_properties(
         {
@@ -116,9 +132,9 @@ def write_workbook(
         }
     )
     f = _Formats(wb)
-    _list_sheet(wb, f, rows, county, township, as_of, config)
+    _list_sheet(wb, f, rows, county, township, as_of, config, missing)
     _identified_sheet(wb, f, identified, township, as_of)
-    _summary_sheet(wb, f, rows, township, as_of)
+    _summary_sheet(wb, f, rows, township, as_of, missing)
     _guide_sheet(wb, f, catalogue, config, as_of)
     wb.close()
 
@@ -132,14 +148,17 @@ def _page(ws, title: str, as_of: date, landscape: bool = True) -> None:
     ws.set_footer("&C第 &P 页，共 &N 页")
 
 
-def _list_sheet(wb, f: _Formats, rows: pl.DataFrame, county: str, township: str, as_of: date, config: VisitConfig) -> None:
+def _list_sheet(
+    wb, f: _Formats, rows: pl.DataFrame, county: str, township: str, as_of: date, config: VisitConfig, missing: str
+) -> None:
     ws = wb.add_worksheet("核查清单")
     title = f"{county}{township}防返贫监测预警核查清单"
     _page(ws, title, as_of)
     ws.fit_to_pages(1, 0)
     ws.repeat_rows(0, 1)
     last_col = len(LIST_COLUMNS) - 1
-    ws.merge_range(0, 0, 0, last_col, f"{title}(截至 {as_of:%Y-%m-%d},共 {rows.height} 户)", f.title)
+    heading = f"{title}(截至 {as_of:%Y-%m-%d},共 {rows.height} 户)" + (f" {missing}" if missing else "")
+    ws.merge_range(0, 0, 0, last_col, heading, f.title)
     ws.set_row(0, 24)
     ws.write_row(1, 0, LIST_COLUMNS, f.head)
     ws.set_row(1, 30)
@@ -228,7 +247,7 @@ def _identified_sheet(wb, f: _Formats, identified: pl.DataFrame, township: str, 
         ws.write_string(2, 0, "(无)", f.text)
 
 
-def _summary_sheet(wb, f: _Formats, rows: pl.DataFrame, township: str, as_of: date) -> None:
+def _summary_sheet(wb, f: _Formats, rows: pl.DataFrame, township: str, as_of: date, missing: str) -> None:
     """Households by rule and village (a household with two rules counts once in each
     rule's row and once in the village's total), the overdue ones, and a chart of
     households per village with a whole-number axis."""
@@ -255,6 +274,11 @@ def _summary_sheet(wb, f: _Formats, rows: pl.DataFrame, township: str, as_of: da
     ws.write_row(late_row, 1, [late.get(v, 0) for v in villages] + [sum(late.values())], f.cell)
     ws.set_column(0, 0, 24)
     ws.set_column(1, len(villages) + 1, 9)
+    below = late_row + 2
+    if missing:
+        ws.merge_range(late_row + 1, 0, late_row + 1, len(villages) + 1, missing, f.bold)
+        ws.set_row(late_row + 1, 13.5 * _lines(missing, 24 + 9 * len(villages)) + 3)
+        below += 1
     if not villages:
         return
     chart = wb.add_chart({"type": "column"})
@@ -275,7 +299,7 @@ def _summary_sheet(wb, f: _Formats, rows: pl.DataFrame, township: str, as_of: da
     )
     chart.set_legend({"position": "bottom"})
     chart.set_size({"width": max(560, 70 * len(villages) + 200), "height": 380})
-    ws.insert_chart(late_row + 2, 0, chart)
+    ws.insert_chart(below, 0, chart)
 
 
 def _guide_sheet(wb, f: _Formats, catalogue: Catalogue, config: VisitConfig, as_of: date) -> None:

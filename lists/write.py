@@ -15,7 +15,7 @@ from guardline.atomic import Hook, recover, transaction
 from guardline.csvsafe import write_csv
 from guardline.errors import GuardlineError
 from lists.rows import LIST_COLUMNS, VISIT_COLUMNS, identified_rows, visit_rows
-from lists.workbook import file_name, write_workbook
+from lists.workbook import file_name, missing_note, write_workbook
 from rules.catalogue import Catalogue
 from staging.stage import Stage
 from visits.config import VisitConfig
@@ -33,6 +33,7 @@ def write_lists(
     visits: pl.DataFrame | None = None,
     catalogue: Catalogue | None = None,
     config: VisitConfig | None = None,
+    missing: str = "",
 ) -> list[Path]:
     """One workbook (and CSV) per township with households to visit; the paths written.
 
@@ -40,7 +41,8 @@ def write_lists(
     take the households they settled off the list. The night's folder is replaced as one
     step: every list is written aside, then all are moved into place together and the
     lists of an earlier attempt that are no longer due removed, so a kill leaves the
-    previous lists or the new ones, never half a township.
+    previous lists or the new ones, never half a township. ``missing`` names the sources
+    the night went without (:func:`lists.workbook.missing_note`): each workbook says it.
     """
     catalogue = catalogue or Catalogue.load()
     config = config or VisitConfig.load()
@@ -68,6 +70,7 @@ def write_lists(
                 as_of=as_of,
                 catalogue=catalogue,
                 config=config,
+                missing=missing,
             )
             tx.put(path, draw)
             tx.put(path.with_suffix(".csv"), functools.partial(_township_csv, part, as_of))
@@ -105,6 +108,16 @@ def write_stage_lists(stage: Stage, as_of: date, outbox: Path, on_step: Hook | N
         raise GuardlineError(
             f"no flags for {as_of} in {stage.root}: run `guardline flag --as-of {as_of}` first"
         )
+    from connectors.sources import DEPARTMENTS, department
+
+    titles = {name: department(name).title.split()[0] for name in DEPARTMENTS}  # 民政, 医保, ...
     return write_lists(
-        flags, register, as_of, outbox, on_step, links=stage.nightly("links", as_of), visits=stage.visits(as_of)
+        flags,
+        register,
+        as_of,
+        outbox,
+        on_step,
+        links=stage.nightly("links", as_of),
+        visits=stage.visits(as_of),
+        missing=missing_note(stage.missing(as_of, DEPARTMENTS), titles),
     )

@@ -167,7 +167,7 @@ def run_night(
             _register_or_stop(result, stage_dir, as_of)
             step("match", "matched", lambda: steps.match(stage_dir, as_of))
             step("rules", "flagged", lambda: steps.flag(stage_dir, as_of))
-            step("load", "loaded", lambda: steps.load(eng, {"": stage_dir}, as_of, demo, rekey))
+            step("load", "loaded", lambda: steps.load(eng, stage_dir, as_of, demo=demo, rekey=rekey))
             step("publish", "written", lambda: steps.publish(stage_dir, outbox, as_of, on_step))
         except GuardlineError as exc:
             result.stopped = str(exc)

@@ -1,5 +1,6 @@
-"""What the DAG files share: the configuration, the assets, default arguments, the
-failure callback, and how a task learns its night, its folders and its connections.
+"""What the DAG files share: the configuration, the assets, default arguments and
+callbacks, the retry policy, the log block of each task, lineage, and how a task learns
+its night, its folders and its connections.
 
 Imported at DAG parse time, so it imports nothing heavy (no polars, no Great
 Expectations): the tasks import the pipeline inside their bodies.
@@ -8,10 +9,10 @@ Expectations): the tasks import the pipeline inside their bodies.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,17 +21,22 @@ from zoneinfo import ZoneInfo
 import yaml
 from airflow.sdk import (
     Asset,
-    AssetAll,
+    AsyncCallback,
     Connection,
     CronTriggerTimetable,
+    DeadlineAlert,
+    DeadlineReference,
     Param,
+    PokeReturnValue,
     Variable,
     get_current_context,
+    task,
 )
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from guardline import config as config_
-from guardline.errors import GuardlineError, Unavailable
+from guardline.errors import Busy, GuardlineError, Unavailable
+from pipeline import alerting
 
 CONFIG = Path(__file__).with_name("orchestration.yaml")
 log = logging.getLogger("guardline.airflow")
@@ -60,14 +66,9 @@ def sources() -> dict[str, dict[str, Any]]:
 
 
 def asset(source: str) -> Asset:
-    """The staged data of one source, across the province's counties."""
+    """The staged data of one source, across the province's counties: each county's
+    stage task announces its night (``as_of``, county, status, counts in the extra)."""
     return Asset(name=f"guardline_stage_{source}", uri=f"guardline://stage/{source}", group="guardline")
-
-
-def night_assets() -> AssetAll:
-    """When the match-and-flag DAG runs: once every source (the register and the four
-    departments) has settled the night, with new data or none."""
-    return AssetAll(*(asset(s) for s in sources()))
 
 
 def params() -> dict[str, Param]:
@@ -82,9 +83,10 @@ def params() -> dict[str, Param]:
 
 
 def dag_arguments() -> dict[str, Any]:
-    """What every Guardline DAG shares: one night at a time (with the embedded DuckDB
-    warehouse the load is the only writer), no catch-up of missed nights, the retry
-    policy and callback, the ``as_of`` param."""
+    """What every Guardline DAG shares: one scheduled night at a time and each night
+    after the one before (:func:`in_order`, backfills too), no catch-up of missed nights
+    (a backfill is asked for), the retry policy (only for what heals: :func:`guarded`),
+    the alerts on failure and on retry, a timeout per task, the ``as_of`` param."""
     c = config()
     return {
         "start_date": start_date(),
@@ -97,36 +99,66 @@ def dag_arguments() -> dict[str, Any]:
             "retry_delay": timedelta(minutes=c["retry_delay_minutes"]),
             "retry_exponential_backoff": True,
             "max_retry_delay": timedelta(minutes=c["max_retry_delay_minutes"]),
-            "on_failure_callback": alert,
+            "execution_timeout": timeout("default"),
+            "on_failure_callback": [alerting.Notifier("failed")],
+            "on_retry_callback": [alerting.Notifier("retry")],
         },
     }
 
 
-def night() -> str:
-    """The first task of every DAG: the night (YYYY-MM-DD) its run is for."""
-    return as_of(get_current_context()).isoformat()
+def timeout(step: str) -> timedelta:
+    """How long a task of ``step`` may run before Airflow stops it (``timeouts_minutes``)."""
+    minutes = config()["timeouts_minutes"]
+    return timedelta(minutes=minutes.get(step, minutes["default"]))
+
+
+def in_order() -> Any:
+    """The first task of every DAG: waits while the run of the night before is still
+    queued or running (a backfill starts its nights together; each night's state builds
+    on the one before), then gives the night (YYYY-MM-DD) the run is for."""
+
+    @task.sensor(task_id="night", poke_interval=30, timeout=timedelta(hours=24), mode="reschedule")
+    def night() -> PokeReturnValue:
+        ctx = get_current_context()
+        before = ctx["ti"].get_previous_dagrun()
+        if before is not None and getattr(before.state, "value", before.state) in ("queued", "running"):
+            log.info("guardline: waiting for the run of the night before (%s, %s)", before.run_id, before.state)
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=as_of(ctx).isoformat())
+
+    return night()
+
+
+def lists_deadline() -> DeadlineAlert:
+    """A deadline alert: the night's lists out by ``lists_due`` (wall-clock, local), the
+    match-and-flag run being due at its schedule's time of day."""
+    spec = config()["match_and_flag"]
+    minute, hour = (int(v) for v in spec["schedule"].split()[:2])
+    due_h, due_m = (int(v) for v in str(spec["lists_due"]).split(":"))
+    interval = timedelta(hours=due_h - hour, minutes=due_m - minute)
+    if interval <= timedelta(0):
+        interval += timedelta(days=1)
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=interval,
+        callback=AsyncCallback(
+            alerting.lists_late, kwargs={"due": str(spec["lists_due"]), "dag_id": spec["dag_id"]}
+        ),
+    )
 
 
 def as_of(context: Any) -> date:
     """The night a run is for, with or without a logical date.
 
-    In order: the ``as_of`` param given at trigger time; the latest ``as_of`` carried by
-    the asset events that triggered the run; the run's logical date, else the time it
-    was due (manual and asset-triggered runs have no logical date) — as a calendar date
-    in the configured time zone, the one every contract date lives in.
+    In order: the ``as_of`` param given at trigger time; the run's logical date (a
+    scheduled or backfilled night), else the time it was due (a manual run has no
+    logical date) — as a calendar date in the configured time zone, the one every
+    contract date lives in (01:00 in Shanghai on the 27th is the night of the 27th,
+    though UTC still says the 26th).
     """
     given = (context.get("params") or {}).get("as_of")
     if given:
         return date.fromisoformat(given)
-    events = context.get("triggering_asset_events") or {}
-    nights = [
-        date.fromisoformat(e.extra["as_of"])
-        for key in events
-        for e in events[key]
-        if isinstance(e.extra, dict) and e.extra.get("as_of")
-    ]
-    if nights:
-        return max(nights)
     moment = context.get("logical_date") or context["dag_run"].run_after
     return config_.night_of(moment)
 
@@ -202,19 +234,61 @@ def provide_pseudonym_key() -> None:
 
 
 def guarded(fn: F) -> F:
-    """A task body whose GuardlineErrors (bad delivery, missing setting) fail at once:
-    retrying cannot fix them. Unavailable systems are retried with back-off."""
+    """A task body retried only for what can heal: a system that did not answer
+    (:class:`Unavailable`) or a lock another run holds (:class:`Busy`). A bad delivery or
+    setting (:class:`GuardlineError`) and a bug (any other exception, its traceback
+    logged) fail at once: trying again gives the same answer and delays the alert."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except Unavailable:
+        except (Unavailable, Busy):
             raise
         except GuardlineError as exc:
             raise AirflowFailException(str(exc)) from exc
+        except Exception as exc:
+            log.error("guardline: a bug, not retried:\n%s", traceback.format_exc())
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def report(step: str, summary: dict[str, Any], county: str = "") -> dict[str, Any]:
+    """The task's one summary block in its log (counts, verdicts, seconds), from the
+    step's result: what a person reads first. Returns ``summary`` for XCom."""
+    where = f" {county}" if county else ""
+    lines = [f"guardline {step}{where}:"]
+    for key, value in summary.items():
+        if isinstance(value, dict) and value:
+            lines.append(f"  {key}:")
+            lines += [f"    {k}: {_inline(v)}" for k, v in value.items()]
+        else:
+            lines.append(f"  {key}: {_inline(value)}")
+    log.info("\n".join(lines))
+    return summary
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_inline(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple):
+        return "; ".join(_inline(v) for v in value) or "-"
+    return str(value)
+
+
+def name_instance(county: str) -> None:
+    """A mapped task instance is named by its county (``map_index_template``), in the
+    UI, the logs and the alerts."""
+    get_current_context()["county"] = county
+
+
+def stage_root() -> Path | None:
+    """The province's stage root, None when the Variable is not set (a callback still alerts)."""
+    try:
+        return Path(variable("stage"))
+    except GuardlineError:
+        return None
 
 
 def source_of(dag_id: str) -> str:
@@ -222,25 +296,38 @@ def source_of(dag_id: str) -> str:
     return next((name for name, spec in sources().items() if spec["dag_id"] == dag_id), dag_id)
 
 
-def alert(context: Any) -> None:
-    """Failure callback: one line naming the source, the county (for a mapped task) and
-    the reason, logged and appended to ``<stage>/alerts.jsonl`` for whoever watches."""
-    ti = context.get("ti") or context.get("task_instance")
-    dag_id = getattr(ti, "dag_id", "") or context["dag"].dag_id
-    entry = {
-        "at": datetime.now(timezone()).isoformat(timespec="seconds"),
-        "source": source_of(dag_id),
-        "dag_id": dag_id,
-        "task_id": getattr(ti, "task_id", ""),
-        "map_index": getattr(ti, "map_index", -1),
-        "run_id": getattr(ti, "run_id", ""),
-        "reason": str(context.get("exception") or "unknown"),
-    }
-    log.error("guardline: %s failed (%s): %s", entry["source"], entry["task_id"], entry["reason"])
-    try:
-        stage_root = Path(variable("stage"))
-    except GuardlineError:
-        return
-    stage_root.mkdir(parents=True, exist_ok=True)
-    with (stage_root / "alerts.jsonl").open("a", encoding="utf-8") as out:
-        out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+class _Guardline:
+    """The lineage collector's name for what Guardline's own steps read and write."""
+
+
+_LINEAGE = _Guardline()
+
+
+def lineage(inputs: Iterable[str] = (), outputs: Iterable[str] = (), extra: dict[str, Any] | None = None) -> None:
+    """Tell Airflow's lineage collector what the task read and wrote (URIs: inbox files,
+    exchange tables, warehouse tables, lists); the OpenLineage provider sends them as the
+    inputs and outputs of the task's events, when a transport is configured."""
+    from airflow.sdk.lineage import get_hook_lineage_collector
+
+    collector = get_hook_lineage_collector()
+    for uri in inputs:
+        collector.add_input_asset(context=_LINEAGE, uri=uri)
+    for uri in outputs:
+        collector.add_output_asset(context=_LINEAGE, uri=uri, asset_extra=extra)
+
+
+def source_doc(source: str, dag_doc: str | None) -> str:
+    """A sync DAG's doc_md: the source's section of docs/sources.md (what arrives, its
+    columns and key; read as text, so the dag-processor imports no declaration) after
+    the DAG's own description."""
+    docs = Path(__file__).resolve().parents[1] / "docs" / "sources.md"
+    section = ""
+    if docs.exists():
+        text = docs.read_text(encoding="utf-8")
+        start = text.find(f"\n### {source} ")
+        if start >= 0:
+            end = text.find("\n## ", start + 1)
+            nxt = text.find("\n### ", start + 1)
+            stops = [i for i in (end, nxt) if i >= 0]
+            section = text[start : min(stops) if stops else len(text)].strip()
+    return f"{section}\n\n---\n\n{dag_doc or ''}".strip()

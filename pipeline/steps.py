@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import functools
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 
@@ -38,6 +38,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 LANDING = "landing"
+LOAD_LOCK_TIMEOUT = 600.0  # seconds a county's load waits for the warehouse before it is retried
 
 
 def writes_privately(step: Callable[P, R]) -> Callable[P, R]:
@@ -104,17 +105,39 @@ def extract(
 
 
 @writes_privately
-def validate(landing_path: str) -> str:
-    """Type the landed batches and run the Great Expectations suites; Data Docs rebuilt."""
+def validate(landing_path: str) -> dict:
+    """Type the landed batches and run the Great Expectations suites; Data Docs rebuilt.
+    The verdict per file, and the seconds it took."""
+    import time
+
     from connectors.ingest import Landing
     from connectors.ingest import validate as validate_landing
     from connectors.validation import Validator
 
+    t = time.perf_counter()
     folder = Path(landing_path)
     validator = Validator(_county_stage(folder) / "reports")
-    validate_landing(Landing.load(folder), validator).save(folder)
+    landing = validate_landing(Landing.load(folder), validator)
+    landing.save(folder)
     validator.build_docs()
-    return landing_path
+    return {**landing.summary(), "seconds": round(time.perf_counter() - t, 3)}
+
+
+def landing_inputs(landing_path: str, county_inbox: Path, exchange_url: str | None) -> list[str]:
+    """What a landing read, as lineage URIs: each file of the county's inbox read tonight
+    (``file://``), or each exchange table pulled (the database's URL without its password,
+    then the table; the synthetic layout's exchange file when no URL is configured)."""
+    import json
+
+    manifest = json.loads((Path(landing_path) / "manifest.json").read_text("utf-8"))
+    read = sorted({b["result"]["file"] for b in manifest["batches"]} | {f["result"]["file"] for f in manifest["failures"]})
+    if manifest["source"] != "human_resources":
+        return [(county_inbox / f).resolve().as_uri() for f in read]
+    if exchange_url is None:
+        return [(county_inbox / "human_resources" / "exchange.sqlite").resolve().as_uri()]
+    from warehouse.db import describe
+
+    return [f"{describe(exchange_url)}/{f.removeprefix('exchange:')}" for f in read]
 
 
 @writes_privately
@@ -168,17 +191,17 @@ def flag(county_stage: Path, as_of: date, catalogue: Catalogue | None = None) ->
 @writes_privately
 def load(
     eng: sa.Engine,
-    county_stages: Mapping[str, Path],
+    county_stage: Path,
     as_of: date,
+    county: str = "",
     demo: bool = False,
     rekey: bool = False,
     on_step: Hook | None = None,
 ) -> LoadResult:
-    """Every county's night into the warehouse in one transaction."""
+    """One county's night into the warehouse, in a transaction of its own."""
     from warehouse.load import load_night
 
-    stages = {county: Stage(path) for county, path in county_stages.items()}
-    return load_night(eng, stages, as_of, demo=demo, rekey=rekey, on_step=on_step)
+    return load_night(eng, Stage(county_stage), as_of, county, demo=demo, rekey=rekey, on_step=on_step)
 
 
 @writes_privately
@@ -189,33 +212,96 @@ def publish(county_stage: Path, outbox: Path, as_of: date, on_step: Hook | None 
     return write_stage_lists(Stage(county_stage), as_of, outbox, on_step)
 
 
-def load_province(
-    url: str, county_stages: Mapping[str, Path], as_of: date, runner: str, summaries: Mapping[str, Mapping[str, dict]]
+def load_county(
+    url: str,
+    county: str,
+    county_stage: Path,
+    as_of: date,
+    runner: str,
+    summaries: Mapping[str, dict],
+    missing: Mapping[str, Sequence[str]] | None = None,
 ) -> dict:
-    """The scheduler's load: every county in one transaction, then the run audit (the one
-    schema of :func:`audit`) from the earlier tasks' summaries; the load's summary."""
+    """The scheduler's load of one county's night: the warehouse's night lock taken (a
+    county's load waits for another's, or for a command-line night, rather than
+    interleave), the county's rows replaced in its own transaction, then its run audit
+    (the one schema of :func:`audit`) from the earlier tasks' summaries and the sources
+    the night went without (``missing``: source -> (status, reason)); the load's summary."""
     import time
     from datetime import datetime
 
-    from warehouse.db import engine
+    from warehouse.db import engine, night_lock
     from warehouse.load import record_run
 
     started, t = datetime.now(), time.perf_counter()
     eng = engine(url)
     try:
-        loaded = load(eng, county_stages, as_of)
-        seconds = {
-            "match": sum(s.get("seconds", 0.0) for s in summaries.get("match", {}).values()),
-            "load": time.perf_counter() - t,
-        }
-        steps_done = {**summaries, "load": {"*": loaded.summary()}}
-        counts = audit(runner, as_of, county_stages, steps_done, seconds)
+        with night_lock(eng, LOAD_LOCK_TIMEOUT):
+            loaded = load(eng, county_stage, as_of, county)
+        seconds = {step: s.get("seconds", 0.0) for step, s in summaries.items()} | {"load": time.perf_counter() - t}
+        steps_done = {step: {county: s} for step, s in summaries.items()} | {"load": {"*": loaded.summary()}}
+        failed = {source: ": ".join(x for x in why if x) for source, why in (missing or {}).items()}
+        counts = audit(runner, as_of, {county: county_stage}, steps_done, seconds, failed_sources=failed)
         record_run(eng, as_of, counts, started)
-        for path in county_stages.values():  # each county's account of the night, beside its results
-            Stage(path).save_run(as_of, counts)
+        Stage(county_stage).save_run(as_of, counts)  # the county's account of the night, beside its results
         return loaded.summary()
     finally:
         eng.dispose()
+
+
+def unsettled(county_stage: Path, as_of: date) -> list[str]:
+    """The sources whose sync has not yet ended the night for the county (none for a
+    night older than the stage's first record of one: a stage staged before the sources
+    recorded how their nights ended has nothing to wait for)."""
+    from connectors.sources import DEPARTMENTS
+
+    stage = Stage(county_stage)
+    first = stage.first_settled()
+    if first is None or as_of < first:
+        return []
+    settled = stage.settled(as_of)
+    return [s for s in DEPARTMENTS if s not in settled]
+
+
+def missing_sources(county_stage: Path, as_of: date) -> dict[str, tuple[str, str]]:
+    """The sources the county's night goes without: not settled, refused, partly refused."""
+    from connectors.sources import DEPARTMENTS
+
+    return Stage(county_stage).missing(as_of, DEPARTMENTS)
+
+
+def describe_missing(missing: Mapping[str, Sequence[str]]) -> str:
+    """``civil_affairs (failed: mz_202612.xlsx: not a readable workbook), human_resources (not settled)``."""
+    return ", ".join(f"{source} ({': '.join(x for x in why if x)})" for source, why in missing.items())
+
+
+def warehouse_tables(url: str, loaded: Mapping[str, Any]) -> list[str]:
+    """The warehouse tables a load wrote, as lineage URIs (``postgres://host:port/db/schema/table``;
+    the embedded DuckDB file as one ``file://`` URI)."""
+    from warehouse.db import normalise_url
+
+    parsed = sa.make_url(normalise_url(url))
+    if parsed.get_backend_name() == "postgresql":
+        where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database}"
+        return [f"postgres://{where}/public/{table}" for table in loaded.get("rows", {})]
+    return [Path(parsed.database or "warehouse.duckdb").resolve().as_uri()]
+
+
+def province_night(stage_root: Path, outbox: Path, counties: Sequence[str], as_of: date) -> dict[str, dict]:
+    """Per county, how its night ended: ``lists out`` (loaded and published), else
+    ``not complete``; its households to visit and flags by rule; the sources it went without."""
+    out = {}
+    for county in counties:
+        stage = Stage(stage_root / county)
+        run = stage.run(as_of) or {}
+        done = bool(run) and (outbox / county / as_of.isoformat()).is_dir()
+        night = run.get("counties", {}).get(county, {})
+        out[county] = {
+            "state": "lists out" if done else "not complete",
+            "households to visit": night.get("households", 0),
+            "flags": night.get("flags", {}),
+            "missing": missing_sources(stage_root / county, as_of),
+        }
+    return out
 
 
 def audit(

@@ -7,6 +7,7 @@
     <stage>/ledger/<source>.parquet           every file (or exchange pull) and what became of its rows
     <stage>/quarantine/<source>.parquet       every row not loaded, with its reason
     <stage>/watermarks.json                   how far the 人社 exchange has been read
+    <stage>/settled/<source>.parquet          per night, how the source's sync ended (ok, nothing new, partial, failed)
     <stage>/links/<D>.parquet                 the night D's links of records to the register
     <stage>/flags/<D>.parquet                 the night D's flags with their lifecycle
     <stage>/exit/<D>.parquet                  the night D's exit candidates
@@ -48,6 +49,9 @@ class Layout:
 
     def quarantine(self, source: str) -> Path:
         return self.root / "quarantine" / f"{source}.parquet"
+
+    def settled(self, source: str) -> Path:
+        return self.root / "settled" / f"{source}.parquet"
 
     @property
     def watermarks(self) -> Path:

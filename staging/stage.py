@@ -11,7 +11,7 @@ makes re-running any night, in any order, give that night's result again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -25,6 +25,7 @@ from staging.migrate import migrate
 from staging.versions import ARRIVED, VERSION, Merge, as_of, history, merge_versions
 
 __all__ = ["Merge", "Prior", "Stage", "Watermark", "merge_versions", "stage_lock"]
+SETTLED_SCHEMA = {"night": pl.Date, "status": pl.String, "reason": pl.String}
 LEDGER_SCHEMA = {
     "source": pl.String,
     "file": pl.String,
@@ -370,6 +371,48 @@ class Stage:
         nights = [d for d in self.layout.nights("models", ".json") if d <= night]
         text = self._read_text(self.layout.model(nights[-1])) if nights else None
         return json.loads(text) if text else None
+
+    def settle(self, source: str, night: date, status: str, reason: str = "") -> None:
+        """The source's sync of the night has ended (``ok``, ``nothing new``, ``partial``,
+        ``failed``): the match-and-flag of the night waits for every source to settle.
+        Re-running the night changes nothing: no clock time is kept, and a re-run that read
+        nothing new leaves the night's outcome as it was."""
+        path = self.layout.settled(source)
+        earlier = self._read_parquet(path)
+        if status == "nothing new" and earlier is not None and earlier.filter(pl.col("night") == night).height:
+            return  # a re-run of the night read nothing new: the night ended as it did
+        entry = pl.DataFrame({"night": [night], "status": [status], "reason": [reason]}, schema=SETTLED_SCHEMA)
+        kept = earlier.filter(pl.col("night") != night) if earlier is not None else None
+        self._write_parquet(pl.concat([kept, entry]).sort("night") if kept is not None else entry, path)
+
+    def first_settled(self) -> date | None:
+        """The first night any source recorded how it ended (None: none ever did)."""
+        nights = [
+            frame["night"].min()
+            for path in self.layout.settled("*").parent.glob("*.parquet")
+            if (frame := self._read_parquet(path)) is not None and frame.height
+        ]
+        return min(nights) if nights else None
+
+    def settled(self, night: date) -> dict[str, tuple[str, str]]:
+        """How each source's sync of the night ended: source -> (status, reason)."""
+        out = {}
+        for path in sorted(self.layout.settled("*").parent.glob("*.parquet")):
+            frame = self._read_parquet(path)
+            for row in frame.filter(pl.col("night") == night).iter_rows(named=True):
+                out[path.stem] = (row["status"], row["reason"])
+        return out
+
+    def missing(self, night: date, expected: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """The sources the night goes without: source -> (status, reason), the status
+        ``not settled`` (its sync did not end), ``failed`` (refused whole) or ``partial``
+        (some files refused). Nothing for a night no source recorded its end of (a night
+        staged before the sources did)."""
+        settled = self.settled(night)
+        if not settled:
+            return {}
+        found = {source: settled.get(source, ("not settled", "")) for source in expected}
+        return {s: v for s, v in found.items() if v[0] in ("not settled", "failed", "partial")}
 
     def save_run(self, night: date, run: dict) -> None:
         """What the night's steps did (their results, as JSON)."""

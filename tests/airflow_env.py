@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -133,3 +134,76 @@ def services(env: dict[str, str], *commands: tuple[str, ...]) -> Iterator[None]:
             with suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+
+
+@dataclass
+class Receivers:
+    """What the local SMTP server and the local webhook receiver were sent."""
+
+    smtp_port: int
+    http_port: int
+    mails: list = field(default_factory=list)  # email.message.Message
+    posts: list = field(default_factory=list)  # decoded JSON bodies
+
+    def connections(self) -> dict[str, str]:
+        """The Airflow Connections (as AIRFLOW_CONN_* values) that point Guardline's alerts here."""
+        return {
+            "AIRFLOW_CONN_GUARDLINE_SMTP": connection(
+                "smtp",
+                host="127.0.0.1",
+                port=self.smtp_port,
+                extra={"disable_ssl": True, "disable_tls": True, "from_email": "guardline@example.test"},
+            ),
+            "AIRFLOW_CONN_GUARDLINE_WEBHOOK": connection(
+                "http", host="127.0.0.1", port=self.http_port, schema="http", extra={"endpoint": "alerts"}
+            ),
+            "AIRFLOW_VAR_GUARDLINE_ALERT_TO": "data-team@example.test, county-office@example.test",
+        }
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def receivers() -> Iterator[Receivers]:
+    """A real SMTP server (aiosmtpd) and a real HTTP server on localhost for the block."""
+    import email
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from aiosmtpd.controller import Controller
+
+    got = Receivers(free_port(), free_port())
+
+    class Mailbox:
+        async def handle_DATA(self, server, session, envelope):
+            message = email.message_from_bytes(envelope.content)
+            message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+            got.mails.append(message)
+            return "250 OK"
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            got.posts.append({"path": self.path, **json.loads(body)})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    smtp = Controller(Mailbox(), hostname="127.0.0.1", port=got.smtp_port)
+    smtp.start()
+    http = ThreadingHTTPServer(("127.0.0.1", got.http_port), Hook)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield got
+    finally:
+        http.shutdown()
+        smtp.stop()

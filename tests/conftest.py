@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from synth.generate import Summary, generate
+# Helpers the test modules import (and load as a plugin, for its fixtures): their asserts
+# are rewritten too.
+pytest.register_assert_rewrite("tests.airflow_env", "tests.airflow_province")
+
+from synth.generate import Summary, generate  # noqa: E402
 
 AS_OF = date(2026, 11, 27)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
+import openpyxl
 import polars as pl
 import pytest
 import sqlalchemy as sa
@@ -29,6 +30,9 @@ import sqlalchemy as sa
 from pipeline.cli import invoke
 from synth.generate import generate
 from tests.bad_deliveries import BY_ID, CASES, POSTGRESQL, Case
+
+# Every bad delivery, twice each: minutes in all, run by `make test-scenarios` (and CI).
+pytestmark = pytest.mark.scenario
 
 NIGHT_1, NIGHT_2 = date(2026, 11, 27), date(2026, 11, 28)
 KEY = "bad-deliveries-24-chars!"
@@ -240,7 +244,11 @@ def check_warehouse(case: Case, got: dict, home: Path, day: date) -> None:
         assert file not in pf["file"].to_list() and file not in q["file"].to_list(), file
     # The load and the lists happened even so.
     assert got["flags"].filter(pl.col("as_of_date") == day).height > 0, "flags for the night"
-    assert list((home / "outbox" / day.isoformat()).glob("*.xlsx")), "township lists"
+    lists = sorted((home / "outbox" / day.isoformat()).glob("*.xlsx"))
+    assert lists, "township lists"
+    # A night that refused a file says so at the top of every list (the first one read).
+    title = openpyxl.load_workbook(lists[0], read_only=True)["核查清单"]["A1"].value
+    assert ("注意:本期" in title) == (case.expect_exit == 3), title
     cells = outbox_cells(home)
     formulas = [(f, c) for f, c in cells if c.startswith(FORMULA_START)]
     assert formulas == [], f"outbox CSV cells that a spreadsheet runs: {formulas[:5]}"

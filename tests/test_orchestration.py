@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from connectors.ingest import Landing, extract, ingest, stage, validate
 from connectors.validation import Validator
-from guardline.errors import DeliveryError, GuardlineError, Unavailable
+from guardline.errors import Busy, DeliveryError, GuardlineError, Unavailable
 from pipeline import orchestration as orch
 from pipeline import steps
 from staging.stage import Stage
@@ -23,25 +23,16 @@ from tests.conftest import AS_OF, inbox
 
 
 @dataclass
-class _Event:
-    extra: dict = field(default_factory=dict)
-
-
-@dataclass
 class _Run:
     run_after: datetime
 
 
-def test_the_night_comes_from_the_param_then_the_asset_events_then_the_run_date():
+def test_the_night_comes_from_the_param_then_the_run_date_in_local_time():
     late = datetime(2026, 11, 27, 17, 30, tzinfo=UTC)  # 01:30 on the 28th in Shanghai
     run = _Run(run_after=late)
     assert orch.as_of({"params": {"as_of": "2026-11-20"}, "logical_date": late}) == date(2026, 11, 20)
-    events = {"a": [_Event({"as_of": "2026-11-26"}), _Event({})], "b": [_Event({"as_of": "2026-11-27"})]}
-    assert orch.as_of({"params": {"as_of": None}, "triggering_asset_events": events, "dag_run": run}) == date(
-        2026, 11, 27
-    )
-    assert orch.as_of({"params": {}, "logical_date": late, "dag_run": run}) == date(2026, 11, 28)
-    # Asset-triggered and manual runs have no logical date: the time the run was due counts.
+    assert orch.as_of({"params": {"as_of": None}, "logical_date": late, "dag_run": run}) == date(2026, 11, 28)
+    # A manual run has no logical date: the time the run was due counts.
     assert orch.as_of({"params": {}, "logical_date": None, "dag_run": run}) == date(2026, 11, 28)
 
 
@@ -84,35 +75,85 @@ def test_settings_come_from_variables_and_connections(monkeypatch):
     assert orch.warehouse_url(Path("/srv/stage")) == "postgresql+psycopg://etl@db/guardline"
 
 
-def test_bad_data_fails_at_once_and_unavailable_systems_are_retried():
-    @orch.guarded
-    def refuse() -> None:
-        raise DeliveryError("civil_affairs/x.xlsx", "not a workbook")
+def test_only_what_can_heal_is_retried():
+    def raising(exc: Exception):
+        @orch.guarded
+        def task() -> None:
+            raise exc
 
-    @orch.guarded
-    def unreachable() -> None:
-        raise Unavailable("human_resources for 433124: connection refused")
+        return task
 
+    # A bad delivery and a bug fail at once (AirflowFailException: no retry)...
     with pytest.raises(AirflowFailException, match=r"civil_affairs/x\.xlsx: not a workbook"):
-        refuse()
+        raising(DeliveryError("civil_affairs/x.xlsx", "not a workbook"))()
+    with pytest.raises(AirflowFailException, match="ComputeError: cannot cast 'Object'"):
+        raising(pl.exceptions.ComputeError("cannot cast 'Object'"))()
+    # ...a system that does not answer and a lock another run holds are retried.
     with pytest.raises(Unavailable):
-        unreachable()
+        raising(Unavailable("human_resources for 433124: connection refused"))()
+    with pytest.raises(Busy):
+        raising(Busy("the warehouse is in use by another night"))()
 
 
-def test_the_failure_callback_names_source_task_and_reason(tmp_path, monkeypatch):
+@dataclass
+class _Ti:
+    dag_id: str = "guardline_sync_health_insurance"
+    task_id: str = "county.extract"
+    map_index: int = 2
+    rendered_map_index: str = "433126"
+    run_id: str = "scheduled__2026-11-27"
+    try_number: int = 4
+
+
+def test_an_alert_names_source_county_task_and_reason_and_reaches_every_channel(tmp_path, monkeypatch):
+    from pipeline import alerting
+    from tests.airflow_env import receivers
+
     monkeypatch.setenv("AIRFLOW_VAR_GUARDLINE_STAGE", str(tmp_path))
+    with receivers() as told:
+        for name, value in told.connections().items():
+            monkeypatch.setenv(name, value)
+        context = {"ti": _Ti(), "exception": Unavailable("health_insurance for 433126: disk full"), "params": {}}
+        context["dag_run"] = _Run(run_after=datetime(2026, 11, 27, 17, 0, tzinfo=UTC))
+        alerting.Notifier("failed").notify(context)
+        # The deadline's callback, as the triggerer calls it: a scheduled night alerts, a
+        # backfill's old night does not.
+        import asyncio
 
-    @dataclass
-    class _Ti:
-        dag_id: str = "guardline_sync_health_insurance"
-        task_id: str = "extract"
-        map_index: int = 2
-        run_id: str = "scheduled__2026-11-27"
-
-    orch.alert({"ti": _Ti(), "exception": Unavailable("health_insurance for 433124: disk full")})
+        run = {"run_id": "scheduled__2026-11-28", "run_type": "scheduled", "logical_date": "2026-11-27T18:00:00+00:00"}
+        asyncio.run(alerting.lists_late({"dag_run": run}, due="07:30", dag_id="guardline_match_and_flag"))
+        asyncio.run(alerting.lists_late({"dag_run": {**run, "run_type": "backfill"}}, due="07:30", dag_id="x"))
     (entry,) = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    assert (entry["source"], entry["task_id"], entry["map_index"]) == ("health_insurance", "extract", 2)
-    assert entry["reason"] == "health_insurance for 433124: disk full"
+    assert (entry["kind"], entry["source"], entry["county"], entry["task_id"], entry["try_number"]) == (
+        "failed",
+        "health_insurance",
+        "433126",
+        "county.extract",
+        4,
+    )
+    assert entry["reason"] == "health_insurance for 433126: disk full" and entry["night"] == "2026-11-28"
+    failed, late = told.posts
+    assert failed["subject"] == "[Guardline] 433126 health_insurance failed (county.extract) night 2026-11-28"
+    assert (late["kind"], late["night"], late["run_id"]) == ("late", "2026-11-28", "scheduled__2026-11-28")
+    assert "07:30" in late["reason"]
+    assert [m["Subject"] for m in told.mails] == [failed["subject"], late["subject"]]
+
+
+def test_an_alert_channel_without_its_connection_is_skipped_and_a_dead_one_never_raises(tmp_path, monkeypatch):
+    from pipeline import alerting
+    from tests.airflow_env import free_port
+
+    for name in ("AIRFLOW_CONN_GUARDLINE_SMTP", "AIRFLOW_CONN_GUARDLINE_WEBHOOK"):
+        monkeypatch.delenv(name, raising=False)
+    alert = alerting.Alert(kind="refused", source="civil_affairs", county="433124", reason="x.xlsx: not a workbook")
+    assert alerting.send(alert, tmp_path) == {
+        "email": "skipped: no addresses in the Variable guardline_alert_to",
+        "webhook": "skipped: no Connection guardline_webhook",
+    }
+    port = free_port()  # nobody listens there
+    monkeypatch.setenv("AIRFLOW_CONN_GUARDLINE_WEBHOOK", json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port}))
+    assert alerting.send(alert, tmp_path)["webhook"].startswith("failed: ")
+    assert len((tmp_path / "alerts.jsonl").read_text().splitlines()) == 2  # both kept
 
 
 def test_a_landing_saved_between_steps_stages_what_one_process_does(clean_county, tmp_path):
@@ -132,7 +173,9 @@ def test_a_landing_saved_between_steps_stages_what_one_process_does(clean_county
     ):
         landing = steps.extract(source, root / "inbox", root / "stage", "433124", AS_OF, None)
         assert Path(landing) == steps.landing_folder(root / "stage", "433124", AS_OF, source)
-        assert steps.validate(landing) == landing
+        checked = steps.validate(landing)  # the verdict per file, for the task's log
+        assert (checked["source"], checked["verdict"]) == (source, "valid"), checked
+        assert checked["files"] and all(v.startswith("valid, ") for v in checked["files"].values()), checked
         staged = steps.stage([landing])
         assert staged["433124"]["status"] == "ok", staged
         assert not Path(landing).exists()
@@ -141,6 +184,9 @@ def test_a_landing_saved_between_steps_stages_what_one_process_does(clean_county
         assert split.records(name).equals(one.records(name)), name
     assert split.ledger().equals(one.ledger())
     assert split.quarantine().equals(one.quarantine())
+    # Both record that every source settled the night, and how.
+    assert split.settled(AS_OF) == one.settled(AS_OF) == {s: ("ok", "") for s in split.settled(AS_OF)}
+    assert len(split.settled(AS_OF)) == 5
     assert steps.staged_counties(root / "stage") == ["433124"]
     assert steps.refusals("civil_affairs", staged) == ""
 
@@ -179,23 +225,17 @@ def test_an_inbox_without_counties_is_a_clear_error(tmp_path):
         steps.staged_counties(tmp_path)
 
 
-def test_the_load_takes_many_counties_and_refuses_a_household_in_two(tmp_path):
-    from warehouse.load import _union
-    from warehouse.schema import record_links
-
-    links = pl.DataFrame(
-        {"source": ["s", "s"], "source_record_id": ["1", "2"], "match_status": ["unmatched", "matched"]}
-    )
-    other = pl.DataFrame({"source": ["s"], "source_record_id": ["1"], "match_status": ["matched"]})
-    union = _union(record_links, [("a", links), ("b", other)]).sort("source_record_id")
-    assert union["match_status"].to_list() == ["matched", "matched"]
+def test_a_register_key_belongs_to_one_county(tmp_path):
+    from warehouse.db import engine, upgrade
+    from warehouse.load import _registered_elsewhere, bulk_insert
     from warehouse.schema import households
 
-    with pytest.raises(GuardlineError, match="household_id 042 is in the registers of 433124 and 433125"):
-        _union(
-            households,
-            [
-                ("433124", pl.DataFrame({"household_id": ["042"]})),
-                ("433125", pl.DataFrame({"household_id": ["042"]})),
-            ],
-        )
+    eng = engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    upgrade(eng)
+    with eng.begin() as conn:
+        bulk_insert(conn, households, pl.DataFrame({"household_id": ["042", "043"], "county_code": ["433125"] * 2}))
+        _registered_elsewhere(conn, households, pl.DataFrame({"household_id": ["044"]}), "433124")
+        with pytest.raises(GuardlineError, match="household_id 042 is in the registers of 433125 and 433124"):
+            _registered_elsewhere(conn, households, pl.DataFrame({"household_id": ["042"]}), "433124")
+    eng.dispose()
+

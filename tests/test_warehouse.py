@@ -194,7 +194,9 @@ def test_the_roles_take_their_passwords_from_the_environment_and_are_no_superuse
     create_roles(warehouse)
     with warehouse.connect() as c:
         rows = c.execute(
-            sa.text("SELECT rolname, rolsuper, rolcreaterole, rolpassword FROM pg_authid WHERE rolname IN (:a, :e, :m)"),
+            sa.text(
+                "SELECT rolname, rolsuper, rolcreaterole, rolpassword FROM pg_authid WHERE rolname IN (:a, :e, :m)"
+            ),
             {"a": ANALYST, "e": ETL, "m": MONITOR},
         ).all()
     assert {r.rolname for r in rows} == {ANALYST, ETL, MONITOR}
@@ -288,3 +290,46 @@ def test_a_duckdb_warehouse_of_single_precision_is_widened_to_double(tmp_path):
         )
         assert c.execute(sa.text("SELECT count(*) FROM v_persons_masked")).scalar_one() == 0
     eng.dispose()
+
+
+@pytest.mark.parametrize("order", ["433125 first", "433124 first"])
+def test_a_record_two_counties_hold_is_one_row_the_best_link_whoever_loads_first(warehouse, order):
+    """A provincial 人社 exchange pulled by two counties: the record is one row, its
+    match wins over an unmatched copy, and between equals the smaller county code wins,
+    in whichever order the counties load."""
+    from warehouse.db import upgrade
+    from warehouse.schema import record_links
+
+    def links(county: str, statuses: dict[str, str]) -> pl.DataFrame:
+        return pl.DataFrame(
+            [
+                {
+                    "source": "human_resources",
+                    "source_record_id": record,
+                    "person_id": f"P{county}{record}" if status == "matched" else None,
+                    "match_status": status,
+                    "county_code": county,
+                }
+                for record, status in statuses.items()
+            ]
+        )
+
+    counties = {
+        "433125": links("433125", {"r1": "unmatched", "r2": "matched", "r3": "unmatched"}),
+        "433124": links("433124", {"r1": "matched", "r2": "unmatched", "r3": "unmatched", "r4": "unmatched"}),
+    }
+    upgrade(warehouse)
+    for county in sorted(counties, reverse=order == "433125 first"):
+        with warehouse.begin() as conn:
+            kept = load_module._merge_shared(conn, record_links, counties[county], county)
+            load_module.bulk_insert(conn, record_links, kept)
+    with warehouse.connect() as conn:
+        rows = conn.execute(
+            sa.select(record_links.c.source_record_id, record_links.c.match_status, record_links.c.county_code)
+        ).all()
+    assert sorted(tuple(r) for r in rows) == [
+        ("r1", "matched", "433124"),  # the match wins
+        ("r2", "matched", "433125"),  # the match stays
+        ("r3", "unmatched", "433124"),  # equals: the smaller county code
+        ("r4", "unmatched", "433124"),
+    ]

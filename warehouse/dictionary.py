@@ -28,7 +28,7 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
     "v_flagged_households": (
-        "The latest night's flags: one row per household and rule that fired (new or "
+        "Each county's latest night's flags: one row per household and rule that fired (new or "
         "continuing) or stopped firing (resolved).",
         {
             "household_id": "户编号",
@@ -43,7 +43,7 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
     "v_exit_candidates": (
-        "Monitored households that may be proposed for exit (有序退出) as of the latest night.",
+        "Monitored households that may be proposed for exit (有序退出) as of each county's latest night.",
         {
             "household_id": "户编号",
             "as_of_date": "the run date D",
@@ -72,7 +72,7 @@ DICTIONARY: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
     "v_township_summary": (
-        "Households to visit in the latest night, by township, rule and severity.",
+        "Households to visit in each county's latest night, by township, rule and severity.",
         {
             "county": "县",
             "township": "乡(镇)",

@@ -1,18 +1,20 @@
 """Loading a night from the stage into the warehouse: idempotent and atomic.
 
-Everything a night writes goes in one transaction, so a run killed mid-load leaves the
-previous state intact. Each table is replaced by its keys (the register and links as a
-whole, flags and exit candidates for the night's date), so loading the same night twice
-leaves every table identical. Rows go in bulk — DuckDB reads the Arrow table directly,
+Everything a county's night writes goes in one transaction of its own, so a run killed
+mid-load leaves the previous state intact and one county's failure leaves the others'
+nights in place. Each table's rows of the county are replaced (the register and links as
+a whole, flags and exit candidates for the night's date), so loading the same night
+twice leaves every table identical. Rows go in bulk — DuckDB reads the Arrow table directly,
 PostgreSQL takes COPY — never row by row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -213,49 +215,104 @@ def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> di
 
 
 # A record seen by several counties (a provincial 人社 exchange pulled by each) is one
-# record in the warehouse: its best link wins, a match before a review before nothing.
+# row in the warehouse: the best link wins, a match before a review before nothing, and
+# between equals the smaller county code, so the outcome does not depend on which county
+# loaded first. The same holds for the record's payload, a file's and a quarantined row's.
 _LINK_ORDER = {"matched": 0, "review": 1, "unmatched": 2}
+SHARED = ("record_links", "source_records", "processed_files", "quarantine")
 
 
-def _union(table: sa.Table, parts: list[tuple[str, pl.DataFrame]]) -> pl.DataFrame:
-    """The counties' rows of one table; a register key in two counties is refused."""
-    frames = [f.with_columns(pl.lit(county).alias("__county")) for county, f in parts if f.height]
-    if not frames:
-        return pl.DataFrame()
-    rows = pl.concat(frames, how="diagonal_relaxed")
+def _status_rank(frame: pl.DataFrame) -> pl.Expr:
+    """How good a row is for a key several counties hold (lower wins; then the county code)."""
+    if "match_status" not in frame.columns:
+        return pl.lit(0, pl.Int32)
+    return pl.col("match_status").replace_strict(_LINK_ORDER, default=3, return_dtype=pl.Int32)
+
+
+@contextlib.contextmanager
+def _keys_table(conn: sa.Connection, table: sa.Table, keys: pl.DataFrame) -> Iterator[sa.Table]:
+    """``keys`` (some of ``table``'s key columns) as a temporary table, for the block."""
+    temp = sa.Table(
+        f"__keys_{table.name}",
+        sa.MetaData(),
+        *(sa.Column(k, table.c[k].type) for k in keys.columns),
+        prefixes=["TEMPORARY"],
+    )
+    temp.create(conn)
+    try:
+        bulk_insert(conn, temp, keys)
+        yield temp
+    finally:
+        temp.drop(conn)
+
+
+def _rows_keyed(conn: sa.Connection, table: sa.Table, keys: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """``columns`` of the rows of ``table`` whose key is one of ``keys``."""
+    names = list(keys.columns)
+    with _keys_table(conn, table, keys.unique()) as temp:
+        on = sa.and_(*(table.c[k] == temp.c[k] for k in names))
+        rows = conn.execute(sa.select(*(table.c[c] for c in columns)).select_from(table.join(temp, on))).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema=columns, orient="row")
+
+
+def _merge_shared(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame, county: str) -> pl.DataFrame:
+    """``frame`` without the rows another county holds better; the other counties' rows
+    this county holds better are deleted. The county's own earlier rows are gone already."""
     keys = [c.name for c in table.primary_key.columns]
-    if table.name in ("households", "persons"):
-        twice = (
-            rows.group_by(keys)
-            .agg(pl.col("__county").unique().sort())
-            .filter(pl.col("__county").list.len() > 1)
+    ranked = [c for c in ("county_code", "match_status") if c in table.c]
+    theirs = _rows_keyed(conn, table, frame.select(keys), [*keys, *ranked]) if frame.height else frame
+    if theirs.height == 0:
+        return frame
+    contested = frame.select(*keys, _status_rank(frame).alias("rank")).join(
+        theirs.select(*keys, _status_rank(theirs).alias("their_rank"), pl.col("county_code").alias("their_county")),
+        on=keys,
+    )
+    better = (pl.col("rank") < pl.col("their_rank")) | (
+        (pl.col("rank") == pl.col("their_rank")) & (pl.lit(county) < pl.col("their_county"))
+    )
+    won = contested.filter(better).select(keys)
+    if won.height:
+        with _keys_table(conn, table, won) as temp:
+            conn.execute(table.delete().where(sa.tuple_(*(table.c[k] for k in keys)).in_(sa.select(*temp.c))))
+    return frame.join(contested.filter(~better).select(keys), on=keys, how="anti")
+
+
+def _registered_elsewhere(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame, county: str) -> None:
+    """A register key belongs to one county: refuse one another county has loaded."""
+    key = next(iter(table.primary_key.columns)).name
+    if frame.height == 0:
+        return
+    clash = _rows_keyed(conn, table, frame.select(key), [key, "county_code"]).filter(pl.col("county_code") != county)
+    if clash.height:
+        first = clash.row(0)
+        raise GuardlineError(
+            f"{table.name}: {key} {first[0]} is in the registers of {first[1]} and {county} "
+            f"({clash.height} such keys): a register key belongs to one county"
         )
-        if twice.height:
-            first = twice.row(0, named=True)
-            raise GuardlineError(
-                f"{table.name}: {keys[0]} {first[keys[0]]} is in the registers of "
-                f"{' and '.join(first['__county'])} ({twice.height} such keys): a register key "
-                "belongs to one county"
-            )
-    elif table.name == "record_links":
-        rows = rows.sort(pl.col("match_status").replace_strict(_LINK_ORDER, default=3), maintain_order=True)
-    return rows.unique(keys, keep="first", maintain_order=True).drop("__county")
 
 
 KEY_SETTING = "pseudonym_key_fingerprint"
-LATEST_SETTING = "latest_night"  # the latest night loaded: whose state the state tables hold
+LATEST_SETTING = "latest_night"  # per county, "latest_night:<county>": whose state the state tables hold
 NIGHT_SCOPED = ("flags", "exit_candidates")
 
 
-def _latest_night(conn: sa.Connection, as_of: date) -> date:
-    """The latest night loaded before this one, now ``as_of`` if it is later."""
+def _latest_night(conn: sa.Connection, as_of: date, county: str) -> date:
+    """The county's latest night loaded before this one, now ``as_of`` if it is later (a
+    warehouse loaded before counties loaded apart kept one for all)."""
     table = schema.settings
-    kept = conn.execute(sa.select(table.c.value).where(table.c.name == LATEST_SETTING)).scalar()
-    latest = date.fromisoformat(kept) if kept else None
+    name = f"{LATEST_SETTING}:{county}"
+    kept = {
+        n: v
+        for n, v in conn.execute(
+            sa.select(table.c.name, table.c.value).where(table.c.name.in_([name, LATEST_SETTING]))
+        ).all()
+    }
+    found = kept.get(name) or kept.get(LATEST_SETTING)
+    latest = date.fromisoformat(found) if found else None
     if latest is not None and as_of <= latest:
         return latest
-    conn.execute(table.delete().where(table.c.name == LATEST_SETTING))
-    conn.execute(table.insert().values(name=LATEST_SETTING, value=as_of.isoformat(), changed_at=datetime.now()))
+    conn.execute(table.delete().where(table.c.name == name))
+    conn.execute(table.insert().values(name=name, value=as_of.isoformat(), changed_at=datetime.now()))
     return as_of
 
 
@@ -291,32 +348,36 @@ def _rekey_earlier_flags(conn: sa.Connection, as_of: date, key: bytes) -> None:
 
 def load_night(
     eng: sa.Engine,
-    stages: Stage | Mapping[str, Stage],
+    stage: Stage,
     as_of: date,
+    county: str = "",
     demo: bool = False,
     rekey: bool = False,
     on_step: Hook | None = None,
 ) -> LoadResult:
-    """The register, links, the night's flags and exit candidates, processed files — of one
-    stage, or of many counties' stages (``{county: stage}``) in one transaction.
+    """One county's register, links, night's flags and exit candidates, processed files,
+    in one transaction of its own: its rows (``county_code``) replaced, the other
+    counties' left as they are.
 
     The night's own tables (flags, exit candidates) are replaced for its date. The tables
     of today's state (register, records, links, files, decisions) take the night's only
-    when no later night has been loaded: re-running an earlier night reproduces its flags
-    and leaves the state of the later night in place.
+    when no later night of the county has been loaded: re-running an earlier night
+    reproduces its flags and leaves the state of the later night in place.
 
-    ``rekey``: the pseudonym key changed on purpose; the pseudonymous evidence of earlier
-    nights is recomputed under the new key in the same transaction. ``on_step`` is called
-    with ``load:<table>`` before each table is written (the kill tests stop there)."""
+    ``county``: the province's name for the county's folder (its code, when it is one);
+    empty for a stage of its own, whose code the register gives. ``rekey``: the pseudonym
+    key changed on purpose; the pseudonymous evidence of earlier nights is recomputed
+    under the new key in the same transaction. ``on_step`` is called with
+    ``load:<table>`` before each table is written (the kill tests stop there)."""
     started = time.perf_counter()
     key = pseudonym_key(demo)
-    counties = {"": stages} if isinstance(stages, Stage) else dict(stages)
-    if not counties:
-        raise GuardlineError("no county to load")
-    nights = {county: _night_frames(stage, as_of, key, county) for county, stage in counties.items()}
-    tables = {name: schema.metadata.tables[name] for name in next(iter(nights.values()))}
+    frames = _night_frames(stage, as_of, key, county)
+    code = frames["households"]["county_code"].first() if frames["households"].height else None
+    if not code:
+        raise GuardlineError(f"cannot tell the county of {stage.root}: its register holds no 6-digit area code")
     frames = {
-        name: _union(table, [(c, n[name]) for c, n in nights.items()]) for name, table in tables.items()
+        name: frame.with_columns(pl.lit(code).alias("county_code")) if frame.height else frame
+        for name, frame in frames.items()
     }
     hook = on_step or (lambda _step: None)
     upgrade(eng)
@@ -324,13 +385,20 @@ def load_night(
     with eng.begin() as conn:
         if check_key(conn, key, rekey, write=True):
             _rekey_earlier_flags(conn, as_of, key)
-        latest = _latest_night(conn, as_of)
-        for name, table in tables.items():
+        latest = _latest_night(conn, as_of, code)
+        for name, frame in frames.items():
+            table = schema.metadata.tables[name]
             nightly = name in NIGHT_SCOPED
             if not nightly and latest > as_of:
                 continue
             hook(f"load:{name}")
-            where = table.c.as_of_date == as_of if nightly else None
-            result.rows[name] = _replace(conn, table, frames[name], where)
+            # rows of this county, and rows loaded before counties loaded apart (no county)
+            mine = sa.or_(table.c.county_code == code, table.c.county_code == "", table.c.county_code.is_(None))
+            conn.execute(table.delete().where(sa.and_(mine, table.c.as_of_date == as_of) if nightly else mine))
+            if name in ("households", "persons"):
+                _registered_elsewhere(conn, table, frame, code)
+            elif name in SHARED:
+                frame = _merge_shared(conn, table, frame, code)
+            result.rows[name] = bulk_insert(conn, table, frame)
     result.seconds = time.perf_counter() - started
     return result

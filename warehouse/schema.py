@@ -5,6 +5,10 @@ record keys of ``record_links`` and ``review_decisions``, the evidence of ``flag
 payloads of ``source_records`` and ``quarantine``, and the visitors and remarks of
 ``visits``: tables only the monitoring role reads. The analysts' views read masked forms and keyed pseudonyms kept beside them
 (``id_pseudonym``, ``record_pseudonym``, ``evidence_pseudonymous``).
+
+Every table a county's night writes carries ``county_code``, the county whose load wrote
+the row: a county's load replaces its own rows in its own transaction, so the province's
+warehouse holds each county's latest good night whatever the others did.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ persons = sa.Table(
     sa.Column("relation", sa.String),
     sa.Column("labour", sa.String),
     sa.Column("health", sa.String),
+    sa.Column("county_code", sa.String),  # the county whose load wrote it
 )
 
 record_links = sa.Table(
@@ -64,6 +69,7 @@ record_links = sa.Table(
     sa.Column("record_pseudonym", sa.String),  # how analysts name the record
     sa.Column("event_date", sa.Date),  # the record's own date
     sa.Column("amount", sa.Double),  # the record's own amount (元), by its source's declaration
+    sa.Column("county_code", sa.String),  # the county whose load wrote it
 )
 
 flags = sa.Table(
@@ -85,6 +91,7 @@ flags = sa.Table(
     sa.Column("disposition", sa.String),
     sa.Column("listed", sa.Boolean),
     sa.Column("overdue", sa.Boolean),
+    sa.Column("county_code", sa.String),  # the county whose load wrote it
 )
 
 # Verification results cadres returned (``guardline visits import``): per household,
@@ -106,6 +113,7 @@ visits = sa.Table(
     sa.Column("file_checksum", sa.String),
     sa.Column("recorded_by", sa.String),
     sa.Column("applies_from", sa.Date),
+    sa.Column("county_code", sa.String),  # the county whose load wrote it
 )
 
 exit_candidates = sa.Table(
@@ -117,6 +125,7 @@ exit_candidates = sa.Table(
     sa.Column("est_income_per_capita", sa.Double),
     sa.Column("monitoring_line", sa.Double),
     sa.Column("members_can_work", sa.Integer),
+    sa.Column("county_code", sa.String),  # the county whose load wrote it
 )
 
 processed_files = sa.Table(
@@ -136,6 +145,7 @@ processed_files = sa.Table(
     sa.Column("superseded", sa.BigInteger),
     sa.Column("replaced", sa.BigInteger),
     sa.Column("warnings", sa.String),
+    sa.Column("county_code", sa.String),  # the county whose load wrote it
 )
 
 source_records = sa.Table(
@@ -147,6 +157,7 @@ source_records = sa.Table(
     sa.Column("row", sa.BigInteger),
     sa.Column("event_date", sa.Date),
     sa.Column("payload", sa.String),  # the canonical record as JSON, identifiers as delivered
+    sa.Column("county_code", sa.String),  # the county whose load wrote it
 )
 
 quarantine = sa.Table(
@@ -160,6 +171,7 @@ quarantine = sa.Table(
     sa.Column("reason", sa.String),
     sa.Column("raw", sa.String),
     sa.Column("as_of", sa.Date),
+    sa.Column("county_code", sa.String),  # the county whose load wrote it
 )
 
 review_decisions = sa.Table(
@@ -169,6 +181,7 @@ review_decisions = sa.Table(
     sa.Column("source_record_id", sa.String, primary_key=True),
     sa.Column("person_id", sa.String, primary_key=True),
     sa.Column("decision", sa.String, nullable=False),
+    sa.Column("county_code", sa.String),  # the county whose load wrote it
 )
 
 run_audit = sa.Table(

@@ -170,7 +170,7 @@ def load(
         typer.Option(help="The pseudonym key changed on purpose: recompute every pseudonym under it."),
     ] = False,
 ) -> None:
-    """Load the night into the warehouse in one transaction (re-loading changes nothing)."""
+    """Load the county's night into the warehouse in one transaction (re-loading changes nothing)."""
     from guardline.config import warehouse_url
     from staging.stage import Stage
     from warehouse.db import engine
