@@ -28,14 +28,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from airflow.sdk import Connection
 from airflow.sdk.bases.notifier import BaseNotifier
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from guardline import config as config_
 
-CONFIG = Path(__file__).with_name("orchestration.yaml")
 log = logging.getLogger("guardline.alerts")
 
 KINDS = {
@@ -48,10 +46,11 @@ KINDS = {
 WEBHOOK_TIMEOUT = 10  # seconds
 
 
-@functools.cache
 def settings() -> dict[str, Any]:
     """The ``alerts:`` section of the orchestration configuration."""
-    return yaml.safe_load(CONFIG.read_text(encoding="utf-8")).get("alerts") or {}
+    from pipeline import orchestration as orch
+
+    return orch.config().get("alerts") or {}
 
 
 @dataclass
