@@ -239,7 +239,7 @@ def load_county(
             loaded = load(eng, county_stage, as_of, county)
         seconds = {step: s.get("seconds", 0.0) for step, s in summaries.items()} | {"load": time.perf_counter() - t}
         steps_done = {step: {county: s} for step, s in summaries.items()} | {"load": {"*": loaded.summary()}}
-        failed = {source: ": ".join(x for x in why if x) for source, why in (missing or {}).items()}
+        failed = missing_reasons(missing or {})
         counts = audit(runner, as_of, {county: county_stage}, steps_done, seconds, failed_sources=failed)
         record_run(eng, as_of, counts, started)
         Stage(county_stage).save_run(as_of, counts)  # the county's account of the night, beside its results
@@ -269,9 +269,14 @@ def missing_sources(county_stage: Path, as_of: date) -> dict[str, tuple[str, str
     return Stage(county_stage).missing(as_of, DEPARTMENTS)
 
 
+def missing_reasons(missing: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Per missing source, its status and reason as one phrase (``failed: x.xlsx: not a workbook``)."""
+    return {source: ": ".join(x for x in why if x) for source, why in missing.items()}
+
+
 def describe_missing(missing: Mapping[str, Sequence[str]]) -> str:
     """``civil_affairs (failed: mz_202612.xlsx: not a readable workbook), human_resources (not settled)``."""
-    return ", ".join(f"{source} ({': '.join(x for x in why if x)})" for source, why in missing.items())
+    return ", ".join(f"{source} ({why})" for source, why in missing_reasons(missing).items())
 
 
 def warehouse_tables(url: str, loaded: Mapping[str, Any]) -> list[str]:
