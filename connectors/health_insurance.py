@@ -50,7 +50,7 @@ SOURCE = Source(
     ),
     key=("settlement_id",),
     amount=pl.col("self_pay").fill_null(0) + pl.col("self_expense").fill_null(0),  # 个人负担
-    identity=Identity("id_number", "name"),
+    identity=Identity("id_number", "name", care_place="provider"),
     event_date="settlement_date",
     checks=(
         Check(

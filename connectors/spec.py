@@ -62,6 +62,10 @@ class Identity:
     # The record names a household head (or, by a team's mistake, the spouse): a child or
     # a parent of the same name in the village is less likely its person.
     names_head: bool = False
+    # Where the person was treated (医保 定点医药机构名称): a township health centre, a
+    # village clinic or a township's pharmacy is named after its place, and is mostly
+    # the patient's own; a county or city hospital names no place below the county.
+    care_place: str | None = None
 
 
 @dataclass(frozen=True)

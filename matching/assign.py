@@ -19,6 +19,11 @@ from matching.compare import gamma_name
 from matching.comparisons import MISSING
 from matching.model import Model
 
+# The candidates a record in review offers its reviewer, best first: enough that a record
+# whose misspelt name is another person's exact name (two namesakes, then its person) still
+# shows its person.
+REVIEW_CANDIDATES = 5
+
 
 def explanation(model: Model) -> pl.Expr:
     """'证件号码 exact +13.1 · 姓名 same pinyin +6.0 · … → 0.9998' for each pair."""
@@ -69,7 +74,7 @@ def decide(scored: pl.DataFrame, model: Model, n_left: int) -> pl.DataFrame:
         pl.col("fast_path").first().alias("fast_path"),
         pl.col("trusted").first().alias("trusted"),
         pl.col("explanation").first().alias("explanation"),
-        pl.struct(RI, "match_probability", "explanation").head(3).alias("candidates"),
+        pl.struct(RI, "match_probability", "explanation").head(REVIEW_CANDIDATES).alias("candidates"),
     )
     clear = ((pl.col("p_best") >= s.upper) & (pl.col("p_best") - pl.col("p_second") >= s.margin)) | pl.col("trusted")
     decided = best.with_columns(

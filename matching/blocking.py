@@ -3,6 +3,10 @@ columns, so that the number of pairs grows with the data, not with its square.
 
 A rule marked ``fast_path`` (a checksum-valid ID found in the register) settles
 its records: they are compared with that person only and skip the other rules.
+A rule marked ``shares`` joins records with records: those that agree on its columns
+(one department's records of the same name and the same delivered ID cell) share
+their candidates, after the other rules, so that one of a person's records meets
+whoever another found. Sharing proposes pairs only: each is scored on its own record.
 Keys shared by more than ``max_block`` persons are left out of a rule (and counted),
 so one very common value cannot blow up the pair count.
 """
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from matching.settings import Settings
+from matching.settings import BlockingRule, Settings
 
 LI, RI = "__li", "__ri"
 
@@ -30,13 +34,9 @@ def candidates(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> B
     found: list[pl.DataFrame] = []
     result = Blocking(pl.DataFrame())
     settled = pl.DataFrame({LI: []}, schema={LI: pl.UInt32})
-    for rule in settings.blocking:
+    for rule in (r for r in settings.blocking if not r.shares):
         cols = list(rule.columns)
-        lsub = left.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in cols))
-        if rule.only_id_kinds:
-            lsub = lsub.filter(pl.col("id_kind").is_in(list(rule.only_id_kinds)))
-        if rule.only_without:
-            lsub = lsub.filter(pl.all_horizontal(pl.col(c).is_null() for c in rule.only_without))
+        lsub = _records_of(left, rule)
         lsub = lsub.filter(pl.col("id_valid")) if rule.fast_path else lsub.join(settled, on=LI, how="anti")
         rsub = right.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in cols))
         sizes = rsub.group_by(cols).len()
@@ -55,5 +55,26 @@ def candidates(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> B
         if found
         else pl.DataFrame(schema={LI: pl.UInt32, RI: pl.UInt32, "fast_path": pl.Boolean})
     )
+    for rule in (r for r in settings.blocking if r.shares):
+        group = _records_of(left, rule).join(settled, on=LI, how="anti").select(
+            LI, pl.struct(rule.columns).rank("dense").alias("__group")
+        )
+        found_by_group = all_pairs.join(group, on=LI).select("__group", RI).unique()
+        shared = group.join(found_by_group, on="__group").select(LI, RI).join(
+            all_pairs.select(LI, RI), on=[LI, RI], how="anti"
+        )
+        result.by_rule[rule.label] = shared.height
+        all_pairs = pl.concat([all_pairs, shared.with_columns(pl.lit(False).alias("fast_path"))])
     result.pairs = all_pairs.group_by(LI, RI).agg(pl.col("fast_path").any()).sort(LI, RI)
     return result
+
+
+def _records_of(left: pl.DataFrame, rule: BlockingRule) -> pl.DataFrame:
+    """The records a rule applies to: all its columns known, of its ID kinds, lacking
+    what it requires them to lack."""
+    out = left.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in rule.columns))
+    if rule.only_id_kinds:
+        out = out.filter(pl.col("id_kind").is_in(list(rule.only_id_kinds)))
+    if rule.only_without:
+        out = out.filter(pl.all_horizontal(pl.col(c).is_null() for c in rule.only_without))
+    return out

@@ -57,6 +57,13 @@ def _equal(left: pl.Series, right: pl.Series) -> np.ndarray:
     return (left == right).fill_null(False).to_numpy()
 
 
+def _true(s: pl.Series) -> np.ndarray:
+    """Where a flag column holds True (a column of another type holds no flag)."""
+    if s.dtype != pl.Boolean:
+        return np.zeros(s.len(), dtype=bool)
+    return s.fill_null(False).to_numpy()
+
+
 def _null(s: pl.Series) -> np.ndarray:
     return s.is_null().to_numpy()
 
@@ -148,6 +155,10 @@ class IdNumber(Kind):
     any of the range they stand for."""
 
     prefix: str | None = None
+    # Whether an ID passes its check digit (both sides): two valid IDs more than one edit
+    # apart are two people's numbers, far stronger evidence than a garbled one that
+    # disagrees (a transposition beside a typo, a digit lost).
+    valid: str | None = None
 
     # Where the record has only the prefix, its ID says which persons it can be: the
     # model weighs this level, and disagreement, by how many IDs share the prefix.
@@ -155,11 +166,12 @@ class IdNumber(Kind):
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return ("exact", "one edit", "prefix agrees", "disagree")
+        another = ("another valid ID",) if self.valid else ()
+        return ("exact", "one edit", "prefix agrees", *another, "disagree")
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return (self.column, self.prefix) if self.prefix else (self.column,)
+        return (self.column, *(c for c in (self.prefix, self.valid) if c))
 
     def agreements(self, pairs: pl.DataFrame) -> list[np.ndarray]:
         left, right = self._sides(pairs)
@@ -176,7 +188,10 @@ class IdNumber(Kind):
             prefix_agrees = ~_null(prefix) & within
         else:
             prefix_agrees = np.zeros(pairs.height, dtype=bool)
-        return [_equal(left, right), ~_null(left) & (d <= 1), prefix_agrees]
+        levels = [_equal(left, right), ~_null(left) & (d <= 1), prefix_agrees]
+        if self.valid:
+            levels.append(_true(pairs[f"{self.valid}_l"]) & _true(pairs[f"{self.valid}_r"]))
+        return levels
 
     def missing(self, pairs: pl.DataFrame) -> np.ndarray:
         """The record needs its ID or its prefix, the person an ID."""

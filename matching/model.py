@@ -169,7 +169,7 @@ def fit(g: pl.DataFrame, settings: Settings, u: dict[str, np.ndarray], max_itera
     for c in settings.comparisons:
         k = len(c.levels)
         init = np.linspace(0.9, 0.02, k)
-        m[c.name] = init / init.sum()
+        m[c.name] = c.with_fixed_m(init / init.sum())
     prior = 0.3
     model = Model(settings, m, u, prior)
     iterations = 0
@@ -185,7 +185,8 @@ def fit(g: pl.DataFrame, settings: Settings, u: dict[str, np.ndarray], max_itera
         post = 1 / (1 + np.exp(np.clip(log_u - log_m, -700, 700)))
         new_prior = float((post * counts).sum() / counts.sum())
         new_m = {
-            c.name: _level_shares(lv[c.name], len(c.levels), post * counts) for c in settings.comparisons
+            c.name: c.with_fixed_m(_level_shares(lv[c.name], len(c.levels), post * counts))
+            for c in settings.comparisons
         }
         delta = max(abs(new_prior - prior), *(float(np.abs(new_m[k] - m[k]).max()) for k in m))
         m, prior = new_m, new_prior

@@ -63,6 +63,10 @@ def register_frame(persons: pl.DataFrame) -> pl.DataFrame:
         phone(pl.col("phone")).alias("phone"),
         pl.coalesce(pl.col("sex"), pl.col("id_sex")).alias("sex"),
         pl.when(pl.col("relation").is_in(["户主", "配偶"])).then(pl.lit(HEAD)).otherwise(pl.lit(MEMBER)).alias("head_role"),
+    ).with_columns(
+        # Where a person is treated, if near home: their own township and village.
+        pl.col("township_key").alias("care_township_key"),
+        pl.col("village_key").alias("care_village_key"),
     )
     return _keys(frame)
 
@@ -102,6 +106,13 @@ def _source_records(
     else:
         cols["township_key"] = pl.lit(None, pl.String)
         cols["village_key"] = pl.lit(None, pl.String)
+    if ident.care_place:
+        text = pl.col(ident.care_place).fill_null("")
+        cols["care_township_key"] = places_in(text, townships).list.first()
+        cols["care_village_key"] = places_in(text, villages).list.first()
+    else:
+        cols["care_township_key"] = pl.lit(None, pl.String)
+        cols["care_village_key"] = pl.lit(None, pl.String)
     return records.select(**cols)
 
 
@@ -124,3 +135,4 @@ def records_frame(stage: Stage, register: pl.DataFrame, as_of: date) -> pl.DataF
         pl.col("sex_raw").alias("sex"),  # as delivered only: the ID's own digits are the ID's evidence
     )
     return _keys(frame)
+

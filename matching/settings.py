@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from guardline.errors import GuardlineError
@@ -28,11 +29,16 @@ class Comparison:
     pinyin: str | None = None  # name: the pinyin column
     fuzzy: str | None = None  # name: the pinyin column with near sounds folded (-ng/-n, zh/z)
     prefix: str | None = None  # id_number: the reliable-prefix column of mangled IDs
+    valid: str | None = None  # id_number: whether the ID passes its check digit
     parent: str | None = None  # place: the enclosing place (township of a village)
     thresholds: tuple[float, ...] = ()  # string: Jaro-Winkler bands; edits: distances
     # Neutral (missing) where both sides have this column: a field read from the ID
     # number says nothing the ID comparison has not said already.
     unless: str | None = None
+    # m of a level set, not estimated (Splink's fix_m_probability): where EM cannot learn
+    # it from the pairs, e.g. because strangers who agree on everything else look to it
+    # like matches. The free levels share what is left.
+    fixed_m: tuple[tuple[str, float], ...] = ()
 
     @cached_property
     def of_kind(self) -> Kind:
@@ -44,6 +50,20 @@ class Comparison:
         """Level labels, best first; the last one is disagreement."""
         return self.of_kind.labels
 
+    def with_fixed_m(self, m: np.ndarray) -> np.ndarray:
+        """``m`` (one share per level) with the fixed levels set and the others scaled to
+        share the rest."""
+        if not self.fixed_m:
+            return m
+        out = m.astype(float).copy()
+        fixed = np.zeros(len(out), dtype=bool)
+        for label, value in self.fixed_m:
+            i = self.levels.index(label)
+            out[i], fixed[i] = value, True
+        free = out[~fixed].sum()
+        out[~fixed] *= (1 - out[fixed].sum()) / free if free else 0.0
+        return out
+
 
 @dataclass(frozen=True)
 class BlockingRule:
@@ -51,6 +71,7 @@ class BlockingRule:
     fast_path: bool = False
     only_id_kinds: tuple[str, ...] = ()
     only_without: tuple[str, ...] = ()  # only records that lack all of these (e.g. any place)
+    shares: bool = False  # records agreeing on the columns share their candidates
 
     @property
     def label(self) -> str:
@@ -91,13 +112,22 @@ class Settings:
                 raise GuardlineError(
                     f"{path.name}: comparison {c.get('name')!r} has unknown kind {c['kind']!r}"
                 )
-            comparisons.append(Comparison(**{**c, "thresholds": tuple(c.get("thresholds", ()))}))
+            fixed_m = tuple((str(k), float(v)) for k, v in (c.get("fixed_m") or {}).items())
+            comparison = Comparison(**{**c, "thresholds": tuple(c.get("thresholds", ())), "fixed_m": fixed_m})
+            unknown_levels = {k for k, _ in fixed_m} - set(comparison.levels)
+            if unknown_levels or sum(v for _, v in fixed_m) >= 1:
+                raise GuardlineError(
+                    f"{path.name}: comparison {comparison.name!r}: fixed_m must name its levels "
+                    f"{list(comparison.levels)} with m summing below 1, not {dict(fixed_m)}"
+                )
+            comparisons.append(comparison)
         blocking = tuple(
             BlockingRule(
                 tuple(b["columns"]),
                 b.get("fast_path", False),
                 tuple(b.get("only_id_kinds", ())),
                 tuple(b.get("only_without", ())),
+                b.get("shares", False),
             )
             for b in raw["blocking"]
         )

@@ -141,6 +141,48 @@ def test_settings_are_data_and_wrong_ones_are_refused(tmp_path):
         Settings.load(bad)
 
 
+def test_two_valid_ids_apart_are_two_people_and_their_weight_is_set_not_fitted(tmp_path):
+    """Two checksum-valid IDs more than one edit apart are their own level, weighed by the
+    m the settings fix (EM would learn it from namesakes who look like matches); a garbled
+    ID that disagrees stays "disagree"; one edit is one edit, valid or not."""
+    import numpy as np
+
+    from guardline.idnumber import make_id
+
+    own = make_id("433124", date(1980, 1, 1), 1)
+    another = make_id("433124", date(1995, 11, 23), 2)
+    garbled = own[:15] + ("9" if own[15] != "9" else "8") + own[16] + ("0" if own[17] != "0" else "1")
+    one_edit = own[:17] + ("0" if own[17] != "0" else "1")
+    frame = pl.DataFrame({"r": [own, another, garbled, one_edit, ""]}).with_columns(
+        id_columns(pl.col("r"))
+    ).with_columns(id_derived())
+    person = frame.row(0, named=True)
+    pairs = pl.DataFrame(
+        {
+            **{f"{c}_l": frame[c] for c in ("id18", "id_prefix", "id_valid")},
+            **{f"{c}_r": [person[c]] * frame.height for c in ("id18", "id_prefix", "id_valid")},
+        }
+    )
+    china = Settings.load("china")
+    ident = next(c for c in china.comparisons if c.name == "证件号码")
+    labels = [ident.levels[i] if i != MISSING else "missing" for i in ident.of_kind.levels(pairs)]
+    assert frame["id_valid"].to_list()[:3] == [True, True, False]
+    assert labels == ["exact", "another valid ID", "disagree", "one edit", "missing"]
+
+    assert dict(ident.fixed_m) == {"another valid ID": 0.0002, "disagree": 0.002}
+    m = ident.with_fixed_m(np.array([0.5, 0.2, 0.1, 0.1, 0.1]))
+    assert m.sum() == pytest.approx(1) and m[3] == 0.0002 and m[4] == 0.002
+    assert m[0] / m[1] == pytest.approx(0.5 / 0.2), "the free levels keep their proportions"
+
+    bad = tmp_path / "s.yaml"
+    bad.write_text(
+        "name: x\ncomparisons: [{name: a, kind: exact, column: a, fixed_m: {agrees: 0.1}}]\nblocking: []\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(GuardlineError, match="fixed_m must name its levels"):
+        Settings.load(bad)
+
+
 def test_every_kind_has_a_condition_for_each_level_but_disagreement():
     """A kind declares its labels and its levels' conditions side by side; one without
     the other would shift the meaning of every level after it."""
@@ -301,28 +343,31 @@ def test_outsiders_of_the_same_county_stay_unlinked(matched):
 
 
 def test_a_record_sent_to_review_has_its_person_among_the_candidates(matched):
-    """Every record in review that has an ID (or what Excel left of one) offers its true
-    person to the reviewer. A record with a name only (its ID blank, or a CSV's Excel
-    float of 6-9 digits) can carry a misspelt name that is another person's exact name:
-    a few of those are reviewed against the wrong namesakes."""
+    """Every record in review that has an ID (or what Excel left of one), or a place it
+    was treated at, offers its true person to the reviewer: a name with a character lost
+    that is another person's exact name (李俊志 typed 李俊) still meets its person, through
+    the village clinic or the person's other settlements. A name and nothing else (a blank
+    ID, at a county hospital) can only meet persons of that name or its sound."""
     county, _, result = matched
     truth = read_truth(county.out / "truth").filter(pl.col("true_person_id").is_not_null())
     keys = ["source", "source_record_id"]
     review = (
         result.links.filter(pl.col("match_status") == "review")
         .join(truth, on=keys)
-        .join(result.left.select(*keys, "id18", "id_prefix"), on=keys)
+        .join(result.left.select(*keys, "id18", "id_prefix", "care_township_key"), on=keys)
         .with_columns(
             among=pl.col("candidates")
             .str.json_decode(pl.List(pl.Struct({"person_id": pl.String})))
             .list.eval(pl.element().struct.field("person_id"))
             .list.contains(pl.col("true_person_id")),
-            name_only=pl.col("id18").is_null() & (pl.col("id_prefix").str.len_chars().fill_null(0) < 15),
+            name_only=pl.col("id18").is_null()
+            & (pl.col("id_prefix").str.len_chars().fill_null(0) < 7)
+            & pl.col("care_township_key").is_null(),
         )
     )
-    with_id, name_only = review.filter(~pl.col("name_only")), review.filter(pl.col("name_only"))
-    assert with_id["among"].all(), with_id.filter(~pl.col("among"))
-    assert name_only.height > 0 and name_only["among"].mean() >= 0.97, name_only["among"].mean()
+    with_more, name_only = review.filter(~pl.col("name_only")), review.filter(pl.col("name_only"))
+    assert with_more.height > 100 and with_more["among"].all(), with_more.filter(~pl.col("among"))
+    assert name_only.height < 0.1 * review.height and name_only["among"].mean() >= 0.8, name_only["among"].mean()
 
 
 def test_blocking_keeps_nearly_every_true_pair(matched):
@@ -351,7 +396,14 @@ def test_one_person_per_record_and_never_a_namesake_from_outside(matched):
     linked = outsiders.join(links, on=["source", "source_record_id"]).filter(
         pl.col("match_status") == "matched"
     )
-    assert linked.height == 0
+    # The generator's outsiders live in their namesake's village: one with no usable ID,
+    # treated at that village's clinic, carries nothing that tells them apart, and may be
+    # linked (the issue's bound: at most 0.1% of outsiders). One with an ID of their own
+    # never is.
+    all_outsiders = truth.filter(pl.col("true_person_id").is_null()).height
+    assert linked.height <= 0.001 * all_outsiders, (linked.height, all_outsiders)
+    kinds = linked.join(result.left.select("source", "source_record_id", "id_kind"), on=["source", "source_record_id"])
+    assert set(kinds["id_kind"]) <= {"empty", "malformed", "excel"}, kinds
 
 
 def test_a_spouse_named_as_head_links_the_spouse_and_so_the_household(matched):
@@ -382,7 +434,7 @@ def test_every_decision_explains_itself(matched):
     assert review.height > 0
     for row in review.head(50).iter_rows(named=True):
         candidates = json.loads(row["candidates"])
-        assert 1 <= len(candidates) <= 3
+        assert 1 <= len(candidates) <= 5
         assert {"person_id", "household_id", "probability", "reasons"} <= set(candidates[0])
     assert set(links["match_method"]) >= {"exact id", "probabilistic", "needs review"}
 
