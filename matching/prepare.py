@@ -27,6 +27,13 @@ def _keys(frame: pl.DataFrame) -> pl.DataFrame:
         pl.when(birth.str.to_date("%Y%m%d", strict=False).is_not_null()).then(birth).alias("birth_text"),
         pl.concat_str(pl.col("id18").str.slice(0, 6), pl.col("id18").str.slice(14, 3)).alias("id_area_seq"),
         id_or_prefix.str.slice(0, 9).alias("id_prefix9"),
+        # The area code and the first digit of the birth year: all that an Excel float in a
+        # CSV (4.331242E+17) keeps of an ID.
+        id_or_prefix.str.slice(0, 7).alias("id_prefix7"),
+        # The given name's first and last characters: one of them survives a character
+        # lost (李俊志 typed 李俊 keeps 俊 first, 石娟红 typed 石红 keeps 红 last).
+        pl.col("name_key").str.slice(1, 1).alias("given_first"),
+        pl.col("name_key").str.slice(-1, 1).alias("given_last"),
         # Digits 8-17 (the birth date after its century digit, and the sequence): what a
         # transposition across the area code's end and the birth year (433124|1980 typed
         # 433121|4980) leaves intact, when the area, the birth date and the prefix are gone.
