@@ -16,18 +16,20 @@ setup: $(UV)
 setup-all: $(UV)
 	$(UV) sync --frozen --extra airflow
 
-# What the print tests need from Debian: LibreOffice to print the lists to PDF, poppler to
-# read the PDF, a Chinese font to draw it. Installed with apt when missing (as root, or
-# with sudo); without either, the print tests say what to install.
+# What the print and report tests need from Debian: LibreOffice to print the lists to PDF,
+# poppler to read the PDF, a Chinese font to draw it, Chromium to render the night's report
+# (headless, offline). Installed with apt when missing (as root, or with sudo); without
+# either, those tests say what to install.
 SYSTEM_PACKAGES_CHECK := command -v soffice >/dev/null || echo libreoffice-calc-nogui; \
 	command -v pdftotext >/dev/null || echo poppler-utils; \
-	fc-list :lang=zh 2>/dev/null | grep -q . || echo fonts-wqy-microhei
+	fc-list :lang=zh 2>/dev/null | grep -q . || echo fonts-wqy-microhei; \
+	command -v chromium >/dev/null || echo chromium
 
 system-packages:
 	@missing="$$( $(SYSTEM_PACKAGES_CHECK) )"; missing=$$(echo $$missing); \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; \
-		else echo "make: the print tests need these Debian packages: $$missing"; exit 0; fi; \
+		else echo "make: the print and report tests need these Debian packages: $$missing"; exit 0; fi; \
 		echo "make: installing $$missing"; \
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi

@@ -152,6 +152,7 @@ class Validator:
         """Run the source's suite on one canonical batch (every row, usable or not);
         ``compared`` are the columns whose equality makes a repeated row a duplicate."""
         import pandas as pd
+        from great_expectations.core.run_identifier import RunIdentifier
 
         started = time.perf_counter()
         checkpoint = self._checkpoint(source.stage_name)
@@ -167,6 +168,8 @@ class Validator:
         result = checkpoint.run(
             batch_parameters={"dataframe": data.select(columns).to_pandas()},
             expectation_parameters={"run_date": pd.Timestamp(run_date)},
+            # the Data Docs page of the batch names its night and file, not "__none__"
+            run_id=RunIdentifier(run_name=f"{run_date}_{_safe(batch_name)}"),
         )
         ((identifier, outcome),) = result.run_results.items()
         self._validated += [identifier, identifier.expectation_suite_identifier]

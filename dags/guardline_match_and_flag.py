@@ -137,18 +137,25 @@ def guardline_match_and_flag():
             orch.lineage(outputs=steps.warehouse_tables(url, loaded), extra={"county": county, "as_of": as_of})
             return orch.report("load", loaded, county)
 
-        @task(map_index_template="{{ county }}", execution_timeout=orch.timeout("publish"))
+        @orch.reporting_task(map_index_template="{{ county }}", execution_timeout=orch.timeout("publish"))
         @orch.guarded
         def publish(county: str, as_of: str, settled: dict) -> dict:
             from datetime import date
 
             from pipeline import steps
+            from warehouse.db import engine
 
             orch.name_instance(county)
             _, stage_root, outbox = orch.folders()
-            written = [str(p) for p in steps.publish(stage_root / county, outbox / county, date.fromisoformat(as_of))]
-            orch.lineage(outputs=[f"file://{p}" for p in written], extra={"county": county, "as_of": as_of})
-            return orch.report("publish", {"lists": written, "missing": settled["missing"]}, county)
+            night = date.fromisoformat(as_of)
+            written = [str(p) for p in steps.publish(stage_root / county, outbox / county, night)]
+            eng = engine(orch.warehouse_url(stage_root))
+            try:
+                page = str(steps.report(eng, stage_root / county, outbox / county, night, county))
+            finally:
+                eng.dispose()
+            orch.lineage(outputs=[f"file://{p}" for p in [*written, page]], extra={"county": county, "as_of": as_of})
+            return orch.report("publish", {"lists": written, "report": page, "missing": settled["missing"]}, county)
 
         settled = sources(county, as_of)
         matched = match(county, as_of)

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from guardline.atomic import Hook
 from guardline.errors import GuardlineError, Unavailable
 from guardline.files import private_folder
+from guardline.memory import peak_mib, reset_peak
 from staging.stage import stage_lock
 
 LOCK_TIMEOUT = 30.0  # seconds a second run waits for the first before it gives up
@@ -45,7 +46,9 @@ class NightResult:
     flagged: Any = None
     loaded: Any = None
     written: list[Path] | None = None
+    report: Path | None = None  # the night's page (outbox/<D>/report.html)
     seconds: dict[str, float] = field(default_factory=dict)
+    peak_mib: dict[str, float] = field(default_factory=dict)  # each step's own peak memory
     stopped: str = ""  # the one-line reason the night could not go on
 
     @property
@@ -158,8 +161,10 @@ def run_night(
         def step(name: str, attribute: str, fn: Callable[[], Any]) -> None:
             progress(name)
             t = time.perf_counter()
+            reset_peak()
             setattr(result, attribute, fn())
             result.seconds[name] = time.perf_counter() - t
+            result.peak_mib[name] = peak_mib()
             hook(f"step:{name}")
 
         try:
@@ -178,8 +183,13 @@ def run_night(
                 counts = audit(result, stage_dir)
                 record_run(eng, as_of, counts, started)
                 Stage(stage_dir).save_run(as_of, counts)  # the night's account, beside its results
+                if result.loaded is not None:
+                    progress("report")
+                    result.report = steps.report(eng, stage_dir, outbox, as_of)
             except sa.exc.DBAPIError as exc:
                 result.stopped = result.stopped or str(unreachable(eng, exc))
+            except GuardlineError as exc:
+                result.stopped = result.stopped or str(exc)
     return result
 
 
@@ -209,4 +219,6 @@ def audit(result: NightResult, stage_dir: Path) -> dict:
     if result.loaded is not None:
         summaries["load"] = {"*": result.loaded.summary()}
     failed = result.ingested.summary()["failed_sources"] if result.ingested is not None else {}
-    return steps.audit("guardline run", result.as_of, {"": stage_dir}, summaries, result.seconds, result.stopped, failed)
+    return steps.audit(
+        "guardline run", result.as_of, {"": stage_dir}, summaries, result.seconds, result.stopped, failed, result.peak_mib
+    )

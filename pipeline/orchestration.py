@@ -19,9 +19,11 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import yaml
+from airflow.providers.standard.decorators.python import _PythonDecoratedOperator
 from airflow.sdk import (
     Asset,
     AsyncCallback,
+    BaseOperatorLink,
     Connection,
     CronTriggerTimetable,
     DeadlineAlert,
@@ -32,10 +34,12 @@ from airflow.sdk import (
     get_current_context,
     task,
 )
+from airflow.sdk.bases.decorator import task_decorator_factory
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from guardline import config as config_
 from guardline.errors import Busy, GuardlineError, Unavailable
+from guardline.memory import peak_mib, reset_peak
 from pipeline import alerting
 
 CONFIG = Path(__file__).with_name("orchestration.yaml")
@@ -241,6 +245,7 @@ def guarded(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        reset_peak()  # the task's own peak memory, which its summary reports
         try:
             return fn(*args, **kwargs)
         except (Unavailable, Busy):
@@ -255,8 +260,10 @@ def guarded(fn: F) -> F:
 
 
 def report(step: str, summary: dict[str, Any], county: str = "") -> dict[str, Any]:
-    """The task's one summary block in its log (counts, verdicts, seconds), from the
-    step's result: what a person reads first. Returns ``summary`` for XCom."""
+    """The task's one summary block in its log (counts, verdicts, seconds, the task's
+    peak memory in MiB), from the step's result: what a person reads first. Returns the
+    summary for XCom."""
+    summary = {**summary, "peak_mib": peak_mib()}
     where = f" {county}" if county else ""
     lines = [f"guardline {step}{where}:"]
     for key, value in summary.items():
@@ -275,6 +282,29 @@ def _inline(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "; ".join(_inline(v) for v in value) or "-"
     return str(value)
+
+
+class ReportLink(BaseOperatorLink):
+    """The button "Night report" on a county's publish task: the ``report.html`` it wrote
+    (a ``file://`` address on the shared drive), read from the task's own result. Airflow
+    keeps the address in XCom when the task ends; the UI shows it without a plugin."""
+
+    name = "Night report"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        result = ti_key.xcom_pull(task_ids=ti_key.task_id, map_indexes=ti_key.map_index)
+        page = result.get("report") if isinstance(result, dict) else None
+        return Path(page).as_uri() if page else ""
+
+
+class _ReportingOperator(_PythonDecoratedOperator):
+    operator_extra_links = (ReportLink(),)
+
+
+def reporting_task(**kwargs: Any) -> Any:
+    """``@task`` for a task whose result names the night's report (its ``report`` key):
+    the task instance gets the "Night report" link."""
+    return task_decorator_factory(decorated_operator_class=_ReportingOperator, **kwargs)
 
 
 def name_instance(county: str) -> None:

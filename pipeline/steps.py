@@ -212,6 +212,14 @@ def publish(county_stage: Path, outbox: Path, as_of: date, on_step: Hook | None 
     return write_stage_lists(Stage(county_stage), as_of, outbox, on_step)
 
 
+def report(eng: sa.Engine, county_stage: Path, outbox: Path, as_of: date, county: str = "") -> Path:
+    """The night's page of one county, beside its lists: ``<outbox>/<as_of>/report.html``,
+    from the warehouse and the stage (run after the load and the run audit)."""
+    from report.write import write_report
+
+    return write_report(eng, Stage(county_stage), as_of, outbox, county)
+
+
 def load_county(
     url: str,
     county: str,
@@ -229,6 +237,7 @@ def load_county(
     import time
     from datetime import datetime
 
+    from guardline.memory import peak_mib
     from warehouse.db import engine, night_lock
     from warehouse.load import record_run
 
@@ -238,9 +247,10 @@ def load_county(
         with night_lock(eng, LOAD_LOCK_TIMEOUT):
             loaded = load(eng, county_stage, as_of, county)
         seconds = {step: s.get("seconds", 0.0) for step, s in summaries.items()} | {"load": time.perf_counter() - t}
+        peaks = {step: s["peak_mib"] for step, s in summaries.items() if "peak_mib" in s} | {"load": peak_mib()}
         steps_done = {step: {county: s} for step, s in summaries.items()} | {"load": {"*": loaded.summary()}}
         failed = missing_reasons(missing or {})
-        counts = audit(runner, as_of, {county: county_stage}, steps_done, seconds, failed_sources=failed)
+        counts = audit(runner, as_of, {county: county_stage}, steps_done, seconds, failed_sources=failed, peak_mib=peaks)
         record_run(eng, as_of, counts, started)
         Stage(county_stage).save_run(as_of, counts)  # the county's account of the night, beside its results
         return loaded.summary()
@@ -300,8 +310,10 @@ def province_night(stage_root: Path, outbox: Path, counties: Sequence[str], as_o
         run = stage.run(as_of) or {}
         done = bool(run) and (outbox / county / as_of.isoformat()).is_dir()
         night = run.get("counties", {}).get(county, {})
+        page = outbox / county / as_of.isoformat() / "report.html"
         out[county] = {
             "state": "lists out" if done else "not complete",
+            "report": str(page) if page.exists() else "",
             "households to visit": night.get("households", 0),
             "flags": night.get("flags", {}),
             "missing": missing_sources(stage_root / county, as_of),
@@ -317,10 +329,11 @@ def audit(
     seconds: Mapping[str, float],
     stopped: str = "",
     failed_sources: Mapping[str, str] | None = None,
+    peak_mib: Mapping[str, float] | None = None,
 ) -> dict:
     """The run audit of a night, one schema whoever ran it (``guardline run`` or an
     Airflow run): per county the night's files (from its ledger), links, flags; rows
-    loaded; seconds per step; why it stopped. ``steps``: step name -> county -> the step
+    loaded; seconds and peak memory (MiB) per step; why it stopped. ``steps``: step name -> county -> the step
     result's ``summary()`` (the load's under the county ``*``)."""
     counties = {}
     for county, path in county_stages.items():
@@ -330,7 +343,12 @@ def audit(
         )
         counties[county] = {
             "files": night.to_dicts(),
-            **{k: v for step in ("match", "rules") for k, v in steps.get(step, {}).get(county, {}).items() if k != "seconds"},
+            **{
+                k: v
+                for step in ("match", "rules")
+                for k, v in steps.get(step, {}).get(county, {}).items()
+                if k not in ("seconds", "peak_mib")  # per step, below
+            },
         }
     return {
         "runner": runner,
@@ -338,6 +356,7 @@ def audit(
         "failed_sources": dict(failed_sources or {}),
         "rows": steps.get("load", {}).get("*", {}).get("rows", {}),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "peak_mib": dict(peak_mib or {}),
         "stopped": stopped,
     }
 

@@ -213,6 +213,15 @@ def test_one_countys_failure_leaves_the_others_lists_and_warehouse_rows(night, c
         lists = sorted((province / "outbox" / code / AS_OF.isoformat()).glob("*.xlsx"))
         assert lists and all(p.stat().st_size > 0 for p in lists), code
     assert not (province / "outbox" / BROKEN / AS_OF.isoformat()).exists()
+    # Each healthy county's publish wrote its night's report beside its lists, and the task
+    # instance carries the "Night report" link to it (kept in XCom when the task ended).
+    pages = {province / "outbox" / code / AS_OF.isoformat() / "report.html" for code in HEALTHY}
+    assert all(p.exists() and "<svg data-chart=" in p.read_text(encoding="utf-8") for p in pages)
+    links = rows(
+        metadata(env),
+        f"SELECT value FROM xcom WHERE dag_id = '{MATCH_DAG}' AND task_id = 'county.publish' AND key = '_link_ReportLink'",
+    )
+    assert sorted(x["value"] for x in links) == sorted(p.as_uri() for p in pages)
     # The pseudonym key came from the Airflow Variable: the CLI, given the same key in its
     # environment, made the same pseudonyms.
     query = "SELECT person_id, id_pseudonym FROM {table}"

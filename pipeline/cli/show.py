@@ -76,6 +76,7 @@ def print_night(result) -> None:
     summary.add_column("step")
     summary.add_column("result")
     summary.add_column("time", justify="right")
+    summary.add_column("peak memory", justify="right")
     seconds = result.seconds
     ingested, matched, flagged, loaded = result.ingested, result.matched, result.flagged, result.loaded
     rows = {
@@ -97,5 +98,8 @@ def print_night(result) -> None:
             name,
             text or "[dim]not run[/]",
             f"{seconds[name]:.1f} s" if name in seconds else "",
+            f"{result.peak_mib[name]:,.0f} MiB" if name in result.peak_mib else "",
         )
     console.print(summary)
+    if result.report is not None:
+        console.print(f"report: {result.report}")

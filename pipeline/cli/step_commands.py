@@ -1,4 +1,4 @@
-"""The commands of one step each: generate, ingest, match, flag, load, lists, history."""
+"""The commands of one step each: generate, ingest, match, flag, load, lists, report, history."""
 
 from __future__ import annotations
 
@@ -199,6 +199,34 @@ def lists(
     day = night_of(as_of)
     written = write_stage_lists(Stage(stage), day, outbox)
     console.print(f"{len(written)} township lists in {outbox / day.isoformat()}")
+
+
+@app.command()
+def report(
+    stage: Annotated[Path, typer.Option(help="Staging folder of the county's nights.")] = Path("stage"),
+    as_of: Annotated[str | None, typer.Option(help="Run date D (YYYY-MM-DD); default today.")] = None,
+    outbox: Annotated[Path, typer.Option(help="Where the night's lists are: the page goes beside them.")] = Path(
+        "outbox"
+    ),
+    warehouse: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL; default the embedded DuckDB file warehouse.duckdb beside the stage."),
+    ] = None,
+) -> None:
+    """Write the night's report again: OUTBOX/D/report.html, one page that opens with no
+    network (the night's warnings, sources, links and run, no full identifiers)."""
+    from guardline.config import warehouse_url
+    from report.write import write_report
+    from staging.stage import Stage
+    from warehouse.db import engine
+
+    day = night_of(as_of)
+    eng = engine(warehouse_url(warehouse, stage.resolve().parent))
+    try:
+        path = write_report(eng, Stage(stage), day, outbox)
+    finally:
+        eng.dispose()
+    console.print(f"report: {path}")
 
 
 @app.command()

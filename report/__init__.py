@@ -1,0 +1,1 @@
+"""The night at a glance: one self-contained HTML page per county and night."""
