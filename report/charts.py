@@ -157,8 +157,8 @@ def diverging_bars(
     Splink's match-weights chart): green for evidence for a match, red against."""
     label_w, bar_h, gap, top = 300, 14, 4, 10
     peak = max((abs(v) for _, _, v in rows), default=0) or 1
-    half = (width - label_w - 50) / 2
-    zero = label_w + half
+    half = (width - label_w - 100) / 2  # 50 px either side for the figures beyond the bars
+    zero = label_w + 50 + half
     height = top + len(rows) * (bar_h + gap) + 10
     body = [f'<line x1="{zero:.1f}" y1="{top - 4}" x2="{zero:.1f}" y2="{height - 6}" stroke="#999"/>']
     previous = None

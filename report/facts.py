@@ -22,12 +22,23 @@ import polars as pl
 import sqlalchemy as sa
 import yaml
 
-from staging.stage import Stage
+from staging.stage import LEDGER_SCHEMA, Stage
 from warehouse import schema
 from warehouse.load import KEY_SETTING
 
 TREND_NIGHTS = 30
 SAMPLE_ROWS = 5  # quarantined rows shown per refused file
+FILE_COLUMNS = (
+    "source",
+    "file",
+    "status",
+    "reason",
+    "rows_read",
+    "loaded",
+    "quarantined",
+    "duplicates",
+    "warnings",
+)
 CONFIG = Path(__file__).with_name("config.yaml")
 
 
@@ -82,6 +93,7 @@ def _frame(conn: sa.Connection, sql: str, schema: dict[str, Any], **params: Any)
 
 def gather(eng: sa.Engine, stage: Stage, county: str, as_of: date) -> NightFacts:
     """Everything the report of ``county``'s night ``as_of`` shows."""
+    night = {"c": county, "d": as_of}
     with eng.connect() as conn:
         flags = _frame(
             conn,
@@ -98,8 +110,7 @@ def gather(eng: sa.Engine, stage: Stage, county: str, as_of: date) -> NightFacts
                 "disposition": pl.String,
                 "township": pl.String,
             },
-            d=as_of,
-            c=county,
+            **night,
         )
         trend = _frame(
             conn,
@@ -107,39 +118,26 @@ def gather(eng: sa.Engine, stage: Stage, county: str, as_of: date) -> NightFacts
             "WHERE county_code = :c AND as_of_date > :since AND as_of_date <= :d AND status <> 'resolved' "
             "GROUP BY as_of_date, rule_id",
             {"as_of_date": pl.Date, "rule_id": pl.String, "warnings": pl.Int64},
-            c=county,
-            d=as_of,
             since=as_of - timedelta(days=TREND_NIGHTS),
+            **night,
         )
         exits = conn.execute(
             sa.text("SELECT COUNT(*) FROM exit_candidates WHERE as_of_date = :d AND county_code = :c"),
-            {"d": as_of, "c": county},
+            night,
         ).scalar_one()
         visited = _frame(
             conn,
             "SELECT DISTINCT household_id, rule_id FROM visits "
             "WHERE county_code = :c AND visit_date <= :d AND list_date <= :d",
             {"household_id": pl.String, "rule_id": pl.String},
-            c=county,
-            d=as_of,
+            **night,
         )
         files = _frame(
             conn,
-            "SELECT source, file, status, reason, rows_read, loaded, quarantined, duplicates, warnings "
-            "FROM processed_files WHERE county_code = :c AND as_of = :d ORDER BY source, file",
-            {
-                "source": pl.String,
-                "file": pl.String,
-                "status": pl.String,
-                "reason": pl.String,
-                "rows_read": pl.Int64,
-                "loaded": pl.Int64,
-                "quarantined": pl.Int64,
-                "duplicates": pl.Int64,
-                "warnings": pl.String,
-            },
-            c=county,
-            d=as_of,
+            f"SELECT {', '.join(FILE_COLUMNS)} FROM processed_files WHERE county_code = :c AND as_of = :d "
+            "ORDER BY source, file",
+            {c: LEDGER_SCHEMA.get(c, pl.String) for c in FILE_COLUMNS},
+            **night,
         )
         delivered = _frame(
             conn,
@@ -147,16 +145,14 @@ def gather(eng: sa.Engine, stage: Stage, county: str, as_of: date) -> NightFacts
             "WHERE county_code = :c AND as_of <= :d AND status <> 'failed' AND (loaded > 0 OR superseded > 0) "
             "GROUP BY source",
             {"source": pl.String, "last_delivered": pl.Date},
-            c=county,
-            d=as_of,
+            **night,
         )
         latest = _frame(
             conn,
             "SELECT source, MAX(event_date) AS latest_record FROM source_records "
             "WHERE county_code = :c AND event_date <= :d GROUP BY source",
             {"source": pl.String, "latest_record": pl.Date},
-            c=county,
-            d=as_of,
+            **night,
         )
         still_refused = _frame(
             conn,
@@ -165,8 +161,7 @@ def gather(eng: sa.Engine, stage: Stage, county: str, as_of: date) -> NightFacts
             "WHERE g.county_code = f.county_code AND g.source = f.source AND g.file = f.file "
             "AND g.as_of > f.as_of AND g.as_of <= :d) ORDER BY f.source, f.file",
             {"source": pl.String, "file": pl.String, "as_of": pl.Date, "reason": pl.String},
-            c=county,
-            d=as_of,
+            **night,
         )
         quarantine = _frame(  # the first rows of each file quarantined by tonight: the samples
             conn,
@@ -181,8 +176,7 @@ def gather(eng: sa.Engine, stage: Stage, county: str, as_of: date) -> NightFacts
                 "reason": pl.String,
                 "raw": pl.String,
             },
-            c=county,
-            d=as_of,
+            **night,
         )
         run_row = conn.execute(
             sa.text(

@@ -18,6 +18,8 @@ from connectors.spec import Source
 LONG_DIGITS = re.compile(r"\d{11,}[\dXx]?")
 FREE_TEXT = ("地址", "备注", "住址", "情况说明")
 OMITTED = "…"
+NAME_LIKE = re.compile(r"[\u4e00-\u9fff·]{2,4}")
+ADDRESS_LIKE = re.compile(r"[省市县区镇乡村组路街号]")
 
 
 def mask_id(value: str) -> str:
@@ -40,6 +42,17 @@ def _keep(value: str, head: int, tail: int) -> str:
     return value[:head] + "*" * (len(value) - head - tail) + value[-tail:]
 
 
+def _unknown(text: str) -> str:
+    """A cell whose column is not known (a row whose header could not be read): masked as
+    a name when it could be one (two to four Chinese characters), left out when it reads
+    like an address, its long digit runs masked otherwise. Over-masking is the safe side."""
+    if NAME_LIKE.fullmatch(text.strip()):
+        return mask_name(text)
+    if len(text) > 4 and ADDRESS_LIKE.search(text):
+        return OMITTED
+    return mask_text(text)
+
+
 def mask_text(text: str) -> str:
     """Every run of 11 or more digits (an ID, a phone, an ID Excel turned to digits) masked."""
     return LONG_DIGITS.sub(
@@ -56,9 +69,15 @@ def masked_row(stage_name: str, raw: str | None) -> dict[str, str]:
     if not raw:
         return {}
     try:
-        values: dict[str, Any] = json.loads(raw)
+        parsed: Any = json.loads(raw)
     except ValueError:
         return {"(row)": mask_text(raw)}
+    if isinstance(parsed, list):  # a row whose header could not be read: its cells in order
+        values = {f"第{i}列": v for i, v in enumerate(parsed, start=1)}
+    elif isinstance(parsed, dict):
+        values = parsed
+    else:
+        return {"(row)": mask_text(str(parsed))}
     source = _source(stage_name)
     by_name = {c.header: c.name for c in source.columns} if source else {}
     ident = source.identity if source else None
@@ -72,6 +91,10 @@ def masked_row(stage_name: str, raw: str | None) -> dict[str, str]:
         canonical = by_name.get(header, "")
         if not text:
             out[header] = ""
+        elif header not in by_name and not any(
+            word in header for word in ("号码", "身份证", "电话", "手机", "姓名")
+        ):
+            out[header] = _unknown(text)
         elif canonical in ids or header.endswith("号码") or "身份证" in header:
             out[header] = mask_id(text)
         elif canonical in phones or "电话" in header or "手机" in header:

@@ -320,12 +320,22 @@ def test_sample_rows_mask_what_names_a_person():
     row = masked_row(
         "civil_affairs",
         '{"姓名": "张三丰", "身份证号码": "433124198001010016", "联系电话": "13812345678", '
-        '"家庭住址": "花垣县边城镇牛园村10组", "保障类别": "农村低保", "月保障金额(元)": "x13812345678"}',
+        '"户籍地址": "花垣县边城镇牛园村10组", "救助类别": "农村低保", "申请人": "李四", "月保障金额(元)": "x13812345678"}',
     )
     assert (
         row["姓名"] == "张**" and row["身份证号码"] == mask_id("433124198001010016") == "433124********0016"
     )
     assert row["联系电话"] == mask_phone("13812345678") == "138****5678"
-    assert row["家庭住址"] == "…" and row["保障类别"] == "农村低保"
+    assert row["户籍地址"] == "…" and row["救助类别"] == "农村低保"
+    assert row["申请人"] == "李*", "a column the contract does not know is masked when it could hold a name"
     assert row["月保障金额(元)"] == "x138****5678"
     assert pl.Series([masked_row("registry", None)]).to_list() == [{}]
+    # a row of a file whose header could not be read comes as its cells in order
+    assert masked_row("civil_affairs", '["张三", "433124198001010016", 5, "花垣县边城镇牛园村10组"]') == {
+        "第1列": "张*",
+        "第2列": "433124********0016",
+        "第3列": "5",
+        "第4列": "…",
+    }
+    assert masked_row("health_insurance", '"433124198001010016"') == {"(row)": "433124********0016"}
+    assert masked_row("health_insurance", "not json 13812345678") == {"(row)": "not json 138****5678"}
