@@ -294,7 +294,7 @@ class ReportLink(BaseOperatorLink):
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         result = ti_key.xcom_pull(task_ids=ti_key.task_id, map_indexes=ti_key.map_index)
         page = result.get("report") if isinstance(result, dict) else None
-        return Path(page).as_uri() if page else ""
+        return Path(page).resolve().as_uri() if page else ""
 
 
 class _ReportingOperator(_PythonDecoratedOperator):

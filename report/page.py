@@ -222,7 +222,7 @@ def _sources(f: NightFacts) -> dict[str, Any]:
         "files": files,
         "refused": [x for x in files if x["status"] in ("failed", "partial")] + earlier,
         "stale": [r for r in table if r["stale"]],
-        "data_docs": f.data_docs.as_uri() if f.data_docs else None,
+        "data_docs": f.data_docs.resolve().as_uri() if f.data_docs else None,
     }
 
 
