@@ -188,9 +188,7 @@ class Validator:
                 verdict.failures.append(_describe(r))
             else:
                 verdict.warnings.append(_describe(r))
-        out = (
-            self.reports / "results" / run_date.isoformat() / f"{source.stage_name}__{_safe(batch_name)}.json"
-        )
+        out = result_file(self.reports, run_date, source.stage_name, batch_name)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(
             json.dumps(outcome.to_json_dict(), ensure_ascii=False, indent=1, default=str), encoding="utf-8"
@@ -208,8 +206,19 @@ class Validator:
             with _locked(self.reports):
                 self.context.build_data_docs(resource_identifiers=self._validated)
             self._validated = []
-        index = self.reports / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+        index = data_docs_index(self.reports)
         return index if index.exists() else None
+
+
+def result_file(reports: Path, run_date: date, stage_name: str, batch_name: str) -> Path:
+    """Where the validation result of one batch (a file, or a table's pull) of a night is
+    kept, as JSON: the night's report reads it back from here."""
+    return reports / "results" / run_date.isoformat() / f"{stage_name}__{_safe(batch_name)}.json"
+
+
+def data_docs_index(reports: Path) -> Path:
+    """The Data Docs site's index under a reports folder."""
+    return reports / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
 
 def _safe(name: str) -> str:

@@ -69,7 +69,10 @@ def register_frame(persons: pl.DataFrame) -> pl.DataFrame:
         place_key(pl.col("village")).alias("village_key"),
         phone(pl.col("phone")).alias("phone"),
         pl.coalesce(pl.col("sex"), pl.col("id_sex")).alias("sex"),
-        pl.when(pl.col("relation").is_in(["户主", "配偶"])).then(pl.lit(HEAD)).otherwise(pl.lit(MEMBER)).alias("head_role"),
+        pl.when(pl.col("relation").is_in(["户主", "配偶"]))
+        .then(pl.lit(HEAD))
+        .otherwise(pl.lit(MEMBER))
+        .alias("head_role"),
     ).with_columns(
         # Where a person is treated, if near home: their own township and village.
         pl.col("township_key").alias("care_township_key"),
@@ -142,4 +145,3 @@ def records_frame(stage: Stage, register: pl.DataFrame, as_of: date) -> pl.DataF
         pl.col("sex_raw").alias("sex"),  # as delivered only: the ID's own digits are the ID's evidence
     )
     return _keys(frame)
-

@@ -22,7 +22,8 @@ import polars as pl
 import sqlalchemy as sa
 import yaml
 
-from staging.stage import LEDGER_SCHEMA, Stage
+from connectors.validation import data_docs_index, result_file
+from staging.stage import LEDGER_SCHEMA, QUARANTINE_SCHEMA, Stage
 from warehouse import schema
 from warehouse.load import KEY_SETTING
 
@@ -40,6 +41,11 @@ FILE_COLUMNS = (
     "warnings",
 )
 CONFIG = Path(__file__).with_name("config.yaml")
+
+
+def _reports(stage: Stage) -> Path:
+    """Where a night's validation results are: ``<stage>/reports``, ingest's default."""
+    return stage.root / "reports"
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ def _frame(conn: sa.Connection, sql: str, schema: dict[str, Any], **params: Any)
 def gather(eng: sa.Engine, stage: Stage, county: str, as_of: date) -> NightFacts:
     """Everything the report of ``county``'s night ``as_of`` shows."""
     night = {"c": county, "d": as_of}
+    since = as_of - timedelta(days=TREND_NIGHTS)
     with eng.connect() as conn:
         flags = _frame(
             conn,
@@ -118,7 +125,7 @@ def gather(eng: sa.Engine, stage: Stage, county: str, as_of: date) -> NightFacts
             "WHERE county_code = :c AND as_of_date > :since AND as_of_date <= :d AND status <> 'resolved' "
             "GROUP BY as_of_date, rule_id",
             {"as_of_date": pl.Date, "rule_id": pl.String, "warnings": pl.Int64},
-            since=as_of - timedelta(days=TREND_NIGHTS),
+            since=since,
             **night,
         )
         exits = conn.execute(
@@ -168,14 +175,7 @@ def gather(eng: sa.Engine, stage: Stage, county: str, as_of: date) -> NightFacts
             "SELECT source, file, row, field, reason, raw FROM (SELECT q.*, ROW_NUMBER() OVER "
             "(PARTITION BY source, file ORDER BY row) AS n FROM quarantine q WHERE county_code = :c AND as_of <= :d) "
             f"s WHERE n <= {SAMPLE_ROWS} ORDER BY source, file, row",
-            {
-                "source": pl.String,
-                "file": pl.String,
-                "row": pl.Int64,
-                "field": pl.String,
-                "reason": pl.String,
-                "raw": pl.String,
-            },
+            {c: QUARANTINE_SCHEMA[c] for c in ("source", "file", "row", "field", "reason", "raw")},
             **night,
         )
         run_row = conn.execute(
@@ -195,7 +195,6 @@ def gather(eng: sa.Engine, stage: Stage, county: str, as_of: date) -> NightFacts
     if not code_version and run_row:
         code_version = run_row[0][0] or ""
     run = stage.run(as_of) or {}
-    since = as_of - timedelta(days=TREND_NIGHTS)
     return NightFacts(
         county=county,
         as_of=as_of,
@@ -209,7 +208,7 @@ def gather(eng: sa.Engine, stage: Stage, county: str, as_of: date) -> NightFacts
         deliveries=_deliveries(delivered, latest, as_of),
         still_refused=still_refused,
         quarantine=quarantine,
-        checks=_checks(stage, as_of),
+        checks=_checks(stage, as_of, files),
         data_docs=_data_docs(stage),
         links=_links(stage, as_of),
         review_age=_review_age(stage, as_of),
@@ -269,13 +268,13 @@ def _deliveries(delivered: pl.DataFrame, latest: pl.DataFrame, as_of: date) -> p
     )
 
 
-def _checks(stage: Stage, as_of: date) -> pl.DataFrame:
-    """Every Great Expectations check of the night's files, as judged, with what it saw."""
+def _checks(stage: Stage, as_of: date, files: pl.DataFrame) -> pl.DataFrame:
+    """Every Great Expectations check of the night's files (each file's result read where
+    the validator wrote it), as judged, with what it saw."""
     rows = []
-    folder = stage.root / "reports" / "results" / as_of.isoformat()
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        source, _, file = path.stem.partition("__")
-        result = json.loads(path.read_text(encoding="utf-8"))
+    for source, file in files.select("source", "file").iter_rows():
+        path = result_file(_reports(stage), as_of, source, file)
+        result = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         for r in result.get("results", []):
             config = r.get("expectation_config", {})
             kwargs = config.get("kwargs", {})
@@ -284,7 +283,7 @@ def _checks(stage: Stage, as_of: date) -> pl.DataFrame:
             rows.append(
                 {
                     "source": source,
-                    "file": file.removeprefix(f"{source}_"),
+                    "file": file,
                     "check": config.get("type", ""),
                     "column": kwargs.get("column") or "",
                     "explain": (config.get("meta") or {}).get("explain", ""),
@@ -307,7 +306,7 @@ def _checks(stage: Stage, as_of: date) -> pl.DataFrame:
 
 
 def _data_docs(stage: Stage) -> Path | None:
-    index = stage.root / "reports" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    index = data_docs_index(_reports(stage))
     return index if index.exists() else None
 
 

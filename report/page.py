@@ -190,12 +190,7 @@ def _sources(f: NightFacts) -> dict[str, Any]:
     files = []
     for row in f.files.to_dicts():
         name = Path(row["file"]).name
-        family_name = row["source"].split(".")[0]
-        checks = (
-            f.checks.filter((pl.col("source") == family_name) & (pl.col("file") == name))
-            if f.checks.height
-            else f.checks
-        )
+        checks = f.checks.filter((pl.col("source") == row["source"]) & (pl.col("file") == row["file"]))
         files.append(
             {
                 **row,

@@ -232,6 +232,10 @@ def test_the_page_draws_offline_and_says_what_the_warehouse_holds(nights):
         source = file.split("/")[0]
         assert first["figures"][f"verdict:{source}:{Path(file).name}"] == "通过,有警告", file
     assert "未通过" not in first["text"], "no check of a loaded file reads as failed"
+    # Every file validated tonight shows its checks, the 人社 pulls' included.
+    results = list((nights / "stage" / "reports" / "results" / SECOND.isoformat()).glob("*.json"))
+    assert any(p.name.startswith("human_resources") for p in results)
+    assert html.count("<code>expect_table_row_count_to_be_between</code>") == len(results)
     links = Stage(nights / "stage").nightly("links", SECOND).group_by("source", "match_status").len()
     for source, status, n in links.iter_rows():
         assert _number(fig[f"{status}:{source}"]) == n
