@@ -11,10 +11,10 @@ $(UV):
 		$(PYTHON) -m pip install --user --quiet --break-system-packages uv
 
 setup: $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 setup-all: $(UV)
-	$(UV) sync --frozen --extra airflow
+	$(UV) sync --frozen --compile-bytecode --extra airflow
 
 # What the print and report tests need from Debian: LibreOffice to print the lists to PDF,
 # poppler to read the PDF, a Chinese font to draw it, Chromium to render the night's report
@@ -47,7 +47,7 @@ test-scenarios: setup-all system-packages
 	$(UV) run --no-sync pytest -m scenario
 
 bench: $(UV)
-	$(UV) sync --frozen --group bench
+	$(UV) sync --frozen --compile-bytecode --group bench
 	$(UV) run --no-sync python bench/generate_bench.py
 	$(UV) run --no-sync python bench/ingest_bench.py
 	$(UV) run --no-sync python bench/matching_bench.py

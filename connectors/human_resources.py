@@ -191,6 +191,20 @@ def row_ids(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def unseen(raw: RawBatch, staged: pl.DataFrame | None) -> RawBatch:
+    """The pull without the rows the stage already holds as their record's latest version,
+    which are counted (``known``) as the duplicates they are: the look-back window brings
+    back months of unchanged rows every night, and only what is new or changed behind the
+    watermark is worth typing, validating and merging. A row is known by its number, which
+    :func:`row_ids` draws from what it holds."""
+    if staged is None or staged.height == 0 or raw.frame.height == 0:
+        return raw
+    held = staged.filter(pl.col("file") == raw.file).select(pl.col("row").alias(ROW))
+    fresh = raw.frame.join(held, on=ROW, how="anti")
+    raw.known, raw.frame = raw.frame.height - fresh.height, fresh
+    return raw
+
+
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
 

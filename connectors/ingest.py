@@ -42,16 +42,19 @@ __all__ = ["FileResult", "IngestResult", "Landing", "SourceResult", "extract", "
 def _prepare(source: Source, raw: RawBatch, as_of: date, validator: Validator, result: FileResult) -> Batch:
     """Canonical frame and verdict of one batch, the counts that follow from them."""
     canonical = canonicalize(source, raw)
+    read = raw.frame.height + (raw.rejected.height if raw.rejected is not None else 0)
+    result.rows_read, result.duplicates = read + raw.known, raw.known
+    if read == 0 and raw.known:  # a pull that brought nothing new: no row to judge
+        return Batch(raw, canonical, result)
     verdict = validator.validate(
         source, canonical.frame, as_of, raw.file, compared_values(source, canonical.frame.columns)
     )
-    result.rows_read = raw.frame.height + (raw.rejected.height if raw.rejected is not None else 0)
     result.warnings += raw.warnings + verdict.warnings
     batch = Batch(raw, canonical, result)
     if not verdict.success:
         batch.failure = verdict.reason
         result.status, result.reason = "failed", verdict.reason
-        result.quarantined = result.rows_read
+        result.quarantined = read
     else:
         result.quarantined = canonical.problems.height + (
             raw.rejected.height if raw.rejected is not None else 0
@@ -205,7 +208,7 @@ def _stage_batches(source: Source, batches: list[Batch], stage: Stage, as_of: da
     by_file = {r["file"]: r for r in counts.iter_rows(named=True)}
     for b in batches:
         c = by_file.get(b.raw.file, {})
-        b.result.loaded, b.result.duplicates = c.get("loaded", 0), c.get("duplicate", 0)
+        b.result.loaded, b.result.duplicates = c.get("loaded", 0), b.raw.known + c.get("duplicate", 0)
         b.result.superseded, b.result.replaced = c.get("superseded", 0), c.get("replaced", 0)
     stage.add_versions(source.stage_name, merged.added, source.snapshot)
     return merged.records
@@ -254,6 +257,7 @@ def ingest(
 ) -> IngestResult:
     """Extract, validate and stage every source (or the named ones) for the night ``as_of``;
     ``on_step`` is called at every boundary of every source's commit."""
+    stage_dir.mkdir(parents=True, exist_ok=True)
     staged = Stage(stage_dir)
     validator = Validator(reports or stage_dir / "reports")
     wanted = set(sources) if sources is not None else None

@@ -89,6 +89,7 @@ class Landing:
                     "size": b.raw.size,
                     "header_row": b.raw.header_row,
                     "warnings": b.raw.warnings,
+                    "known": b.raw.known,
                 },
             }
             b.raw.frame.write_parquet(folder / f"raw-{i}.parquet")

@@ -92,6 +92,12 @@ class Validator:
     """A Great Expectations file context under ``reports``: suites, results, Data Docs."""
 
     def __init__(self, reports: Path) -> None:
+        self.reports = reports
+        self._context: Any = None  # opened by the first batch to judge: a night with none pays nothing
+        self._checkpoints: dict[str, Any] = {}
+        self._validated: list[Any] = []  # tonight's results and their suites: the pages to render
+
+    def _open(self) -> None:
         # Before the import: Great Expectations logs a line per function it registers
         # while importing (about 200), which would bury the task's own summary.
         logging.getLogger("great_expectations").setLevel(logging.ERROR)
@@ -99,17 +105,23 @@ class Validator:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.gx = gx
-        self.reports = reports
-        reports.mkdir(parents=True, exist_ok=True)
-        with _locked(reports):
-            self.context = gx.get_context(mode="file", project_root_dir=str(reports))
-            self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            self.datasource = self.context.data_sources.add_or_update_pandas("guardline")
-        self._checkpoints: dict[str, Any] = {}
-        self._validated: list[Any] = []  # tonight's results and their suites: the pages to render
+        self.reports.mkdir(parents=True, exist_ok=True)
+        with _locked(self.reports):
+            self._context = gx.get_context(mode="file", project_root_dir=str(self.reports))
+            self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            self.datasource = self._context.data_sources.add_or_update_pandas("guardline")
+
+    @property
+    def context(self) -> Any:
+        """The Great Expectations file context under the reports folder, opened on first use."""
+        if self._context is None:
+            self._open()
+        return self._context
 
     def _checkpoint(self, stage_name: str) -> Any:
         if stage_name not in self._checkpoints:
+            if self._context is None:
+                self._open()
             with _locked(self.reports):
                 self._checkpoints[stage_name] = self._add_checkpoint(stage_name)
         return self._checkpoints[stage_name]

@@ -36,7 +36,7 @@ def candidates(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> B
     settled = pl.DataFrame({LI: []}, schema={LI: pl.UInt32})
     for rule in (r for r in settings.blocking if not r.shares):
         cols = list(rule.columns)
-        lsub = _records_of(left, rule)
+        lsub = rule_records(left, rule)
         lsub = lsub.filter(pl.col("id_valid")) if rule.fast_path else lsub.join(settled, on=LI, how="anti")
         rsub = right.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in cols))
         sizes = rsub.group_by(cols).len()
@@ -56,7 +56,7 @@ def candidates(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> B
         else pl.DataFrame(schema={LI: pl.UInt32, RI: pl.UInt32, "fast_path": pl.Boolean})
     )
     for rule in (r for r in settings.blocking if r.shares):
-        group = _records_of(left, rule).join(settled, on=LI, how="anti").select(
+        group = rule_records(left, rule).join(settled, on=LI, how="anti").select(
             LI, pl.struct(rule.columns).rank("dense").alias("__group")
         )
         found_by_group = all_pairs.join(group, on=LI).select("__group", RI).unique()
@@ -69,7 +69,7 @@ def candidates(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> B
     return result
 
 
-def _records_of(left: pl.DataFrame, rule: BlockingRule) -> pl.DataFrame:
+def rule_records(left: pl.DataFrame, rule: BlockingRule) -> pl.DataFrame:
     """The records a rule applies to: all its columns known, of its ID kinds, lacking
     what it requires them to lack."""
     out = left.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in rule.columns))

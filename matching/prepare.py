@@ -81,6 +81,17 @@ def register_frame(persons: pl.DataFrame) -> pl.DataFrame:
     return _keys(frame)
 
 
+def record_versions(stage: Stage, as_of: date) -> pl.DataFrame:
+    """``source``, ``source_record_id`` and ``version`` of every record the night sees."""
+    frames = []
+    for stage_name in RECORD_STAGES:
+        versions = stage.latest_versions(stage_name, as_of)
+        if versions is not None and versions.height:
+            frames.append(versions.select(pl.lit(BY_STAGE_NAME[stage_name].name).alias("source"), pl.all()))
+    schema = {"source": pl.String, "source_record_id": pl.String, "version": pl.Int64}
+    return pl.concat(frames, how="vertical_relaxed").cast(schema) if frames else pl.DataFrame(schema=schema)
+
+
 def _source_records(
     source: Source, records: pl.DataFrame, townships: list[str], villages: list[str]
 ) -> pl.DataFrame:
@@ -126,15 +137,22 @@ def _source_records(
     return records.select(**cols)
 
 
-def records_frame(stage: Stage, register: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Every department record the night ``as_of`` sees -> the left side of matching."""
+def records_frame(
+    stage: Stage, register: pl.DataFrame, as_of: date, only: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Every department record the night ``as_of`` sees (or those of ``only``: ``source``,
+    ``source_record_id``) -> the left side of matching."""
     townships = register["township_key"].drop_nulls().unique().to_list()
     villages = register["village_key"].drop_nulls().unique().to_list()
     frames = []
     for stage_name in RECORD_STAGES:
         records = stage.records(stage_name, as_of)
+        source = BY_STAGE_NAME[stage_name]
+        if records is not None and only is not None:
+            wanted = only.filter(pl.col("source") == source.name).select("source_record_id")
+            records = records.join(wanted, on="source_record_id", how="semi")
         if records is not None and records.height:
-            frames.append(_source_records(BY_STAGE_NAME[stage_name], records, townships, villages))
+            frames.append(_source_records(source, records, townships, villages))
     if not frames:
         return pl.DataFrame()
     frame = pl.concat(frames, how="vertical_relaxed")

@@ -17,10 +17,11 @@ from datetime import date
 import polars as pl
 
 from guardline.errors import GuardlineError
+from matching import incremental
 from matching.blocking import LI, RI
 from matching.linker import LinkResult, link
 from matching.model import Model
-from matching.prepare import records_frame, register_frame
+from matching.prepare import record_versions, records_frame, register_frame
 from matching.review import apply_decisions
 from matching.settings import Settings
 from staging.stage import Stage
@@ -45,6 +46,8 @@ class MatchResult:
     left: pl.DataFrame
     right: pl.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
+    scored: int = 0  # records scored tonight
+    carried: int = 0  # links carried over from the night this one continues
 
     def counts(self) -> dict[str, int]:
         return dict(self.links.group_by("match_status").len().sort("match_status").iter_rows())
@@ -54,7 +57,13 @@ class MatchResult:
         model = None
         if self.result is not None:
             model = {"fitted": self.result.fitted, "drift": self.result.drift}
-        return {"links": self.counts(), "model": model, "seconds": round(sum(self.timings.values()), 3)}
+        return {
+            "links": self.counts(),
+            "model": model,
+            "scored": self.scored,
+            "carried": self.carried,
+            "seconds": round(sum(self.timings.values()), 3),
+        }
 
 
 def _candidates_json(right: pl.DataFrame) -> pl.Expr:
@@ -104,7 +113,9 @@ def links_frame(decisions: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame
     )
 
 
-def match_stage(stage: Stage, as_of: date, settings: str = "china", refit: bool = False) -> MatchResult:
+def match_stage(
+    stage: Stage, as_of: date, settings: str = "china", refit: bool = False, full: bool = False
+) -> MatchResult:
     """Link every department record the night ``as_of`` sees to its register; keep the
     night's links and the model it scored with.
 
@@ -113,41 +124,100 @@ def match_stage(stage: Stage, as_of: date, settings: str = "china", refit: bool 
     saved, when the saved one is ``refit_days`` old, or on request (``refit``), and then
     the links it would change against the saved one are counted (``drift``). Re-running
     a night scores with that night's own model again.
+
+    With the saved model, the night continues the latest night (up to this one) of the
+    same basis (:mod:`matching.incremental`): only the records with a new version since
+    then are scored, the other links are carried over. ``full`` scores every record,
+    which gives the same links.
     """
-    timings = {}
+    timings: dict[str, float] = {}
     t = time.perf_counter()
     persons = stage.records("registry", as_of)
     if persons is None or persons.height == 0:
         raise GuardlineError(
             f"no register staged by {as_of}: run `guardline ingest` with a registry/ export first"
         )
-    right = register_frame(persons)
-    left = records_frame(stage, right, as_of)
-    if left.height == 0:  # every department refused or silent so far: nothing to link, the night goes on
-        links = pl.DataFrame(schema=LINK_SCHEMA)
-        stage.save_nightly("links", as_of, links)
-        return MatchResult(links, None, left, right, timings)
-    timings["prepare"] = time.perf_counter() - t
     chosen = Settings.load(settings)
     kept = stage.model(as_of)
     saved = Model.restored(chosen, kept) if kept is not None else None
     due = refit or saved is None or (as_of - date.fromisoformat(kept["fitted_on"])).days >= chosen.refit_days
-    result = link(left, right, chosen, saved=None if due else saved, previous=saved if due else None)
-    timings.update(result.timings)
-    t = time.perf_counter()
-    links = apply_decisions(links_frame(result.decisions, left, right), stage.decisions(as_of), persons)
+    versions = record_versions(stage, as_of)
+    if versions.height == 0:  # every department refused or silent so far: nothing to link, the night goes on
+        links = pl.DataFrame(schema=LINK_SCHEMA)
+        stage.save_nightly("links", as_of, links)
+        return MatchResult(links, None, pl.DataFrame(), pl.DataFrame(), timings)
+    night_basis = None if due else incremental.basis(persons, chosen, kept)
+    earlier = None if due or full else _continued(stage, as_of, night_basis)
+    right = left = pl.DataFrame()
+    result = None
+    if earlier is not None and incremental.changed(versions, earlier).height == 0:
+        scored = earlier  # nothing new since: every link carried over
+    else:
+        right = register_frame(persons)
+        left = _to_score(stage, right, as_of, versions, earlier, chosen)
+        timings["prepare"] = time.perf_counter() - t
+        result = link(left, right, chosen, saved=None if due else saved, previous=saved if due else None)
+        timings.update(result.timings)
+        t = time.perf_counter()
+        rescored = _scored(links_frame(result.decisions, left, right), left, versions, chosen)
+        scored = rescored if earlier is None else incremental.carried(earlier, rescored)
+    links = apply_decisions(scored.select(list(LINK_SCHEMA)), stage.decisions(as_of), persons)
+    model = result.model.saved() if result is not None else {k: v for k, v in kept.items() if k != "basis"}
+    fitted = result is not None and result.fitted
     record = {
-        **result.model.saved(),
-        "fitted_on": as_of.isoformat() if result.fitted else kept["fitted_on"],
+        **model,
+        "fitted_on": as_of.isoformat() if fitted else kept["fitted_on"],
         "training": {"records": left.height, "persons": right.height, "pairs": result.pairs_compared}
-        if result.fitted
+        if fitted
         else kept.get("training", {}),
     }
+    record["basis"] = incremental.basis(persons, chosen, record) if fitted else night_basis
     with stage.transaction():  # the night's links and the model that made them, together
         stage.save_nightly("links", as_of, links)
+        stage.save_nightly("scored", as_of, scored)
         stage.save_model(as_of, record)
     timings["write"] = time.perf_counter() - t
-    return MatchResult(links, result, left, right, timings)
+    scored_now = left.height if result is not None else 0
+    return MatchResult(links, result, left, right, timings, scored=scored_now, carried=links.height - scored_now)
+
+
+def _continued(stage: Stage, as_of: date, night_basis: str | None) -> pl.DataFrame | None:
+    """The scored links of the latest night up to ``as_of`` made on the same basis."""
+    for night in reversed([d for d in stage.nights("scored") if d <= as_of]):
+        model = stage.model(night)  # the night's own: every night scored saved one
+        if model is not None and model.get("basis") == night_basis:
+            return stage.nightly("scored", night)
+    return None
+
+
+def _to_score(
+    stage: Stage,
+    right: pl.DataFrame,
+    as_of: date,
+    versions: pl.DataFrame,
+    earlier: pl.DataFrame | None,
+    settings: Settings,
+) -> pl.DataFrame:
+    """The records to score tonight, prepared: every one, or those with a new version and
+    the partners of their groups."""
+    if earlier is None:
+        return records_frame(stage, right, as_of)
+    only = incremental.changed(versions, earlier)
+    left = records_frame(stage, right, as_of, only)
+    groups = incremental.share_keys(left, settings)
+    while (more := incremental.partners(earlier, groups, only)).height:
+        extra = records_frame(stage, right, as_of, more)
+        only, left = pl.concat([only, more]), pl.concat([left, extra], how="vertical_relaxed")
+        groups = earlier.join(more, on=incremental.KEYS, how="semi")
+    return left
+
+
+def _scored(links: pl.DataFrame, left: pl.DataFrame, versions: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """Links before the reviewers' decisions, with the version each record was scored on
+    and its share groups: what a later night continues."""
+    return links.join(versions, on=incremental.KEYS, how="left").join(
+        incremental.share_keys(left, settings), on=incremental.KEYS, how="left"
+    )
 
 
 def staged_links(stage: Stage, as_of: date | None = None) -> pl.DataFrame:

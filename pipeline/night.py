@@ -139,12 +139,14 @@ def run_night(
     progress: Callable[[str], None] = lambda _step: None,
     on_step: Hook | None = None,
     rekey: bool = False,
+    full: bool = False,
 ) -> NightResult:
     """The night ``as_of`` of one county. Pre-flight failures raise; a step that stops the
     night sets ``stopped`` and the result keeps what the earlier steps did.
 
     ``on_step`` is called at every step boundary, inside commits too (the kill tests
-    stop the process there).
+    stop the process there). ``full``: every record scored, the county's warehouse rows
+    replaced, rather than tonight's changes only (the same tables).
     """
     from connectors.ingest import ingest
     from pipeline import steps
@@ -170,9 +172,9 @@ def run_night(
         try:
             step("extract+validate", "ingested", lambda: ingest(inbox, as_of, stage_dir, hr_url, on_step=on_step))
             _register_or_stop(result, stage_dir, as_of)
-            step("match", "matched", lambda: steps.match(stage_dir, as_of))
+            step("match", "matched", lambda: steps.match(stage_dir, as_of, full=full))
             step("rules", "flagged", lambda: steps.flag(stage_dir, as_of))
-            step("load", "loaded", lambda: steps.load(eng, stage_dir, as_of, demo=demo, rekey=rekey))
+            step("load", "loaded", lambda: steps.load(eng, stage_dir, as_of, demo=demo, rekey=rekey, full=full))
             step("publish", "written", lambda: steps.publish(stage_dir, outbox, as_of, on_step))
         except GuardlineError as exc:
             result.stopped = str(exc)

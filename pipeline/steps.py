@@ -173,11 +173,12 @@ def refusals(source: str, staged: dict[str, dict]) -> str:
 
 
 @writes_privately
-def match(county_stage: Path, as_of: date, settings: str = "china") -> MatchResult:
-    """Link the records one county's night sees to its register."""
+def match(county_stage: Path, as_of: date, settings: str = "china", full: bool = False) -> MatchResult:
+    """Link the records one county's night sees to its register (``full``: score every
+    record, not only those new or changed since the night it continues)."""
     from matching.run import match_stage
 
-    return match_stage(Stage(county_stage), as_of, settings)
+    return match_stage(Stage(county_stage), as_of, settings, full=full)
 
 
 @writes_privately
@@ -197,11 +198,13 @@ def load(
     demo: bool = False,
     rekey: bool = False,
     on_step: Hook | None = None,
+    full: bool = False,
 ) -> LoadResult:
-    """One county's night into the warehouse, in a transaction of its own."""
+    """One county's night into the warehouse, in a transaction of its own (``full``: its
+    rows replaced, not only the changed ones)."""
     from warehouse.load import load_night
 
-    return load_night(eng, Stage(county_stage), as_of, county, demo=demo, rekey=rekey, on_step=on_step)
+    return load_night(eng, Stage(county_stage), as_of, county, demo=demo, rekey=rekey, on_step=on_step, full=full)
 
 
 @writes_privately

@@ -200,6 +200,8 @@ def _sources(f: NightFacts) -> dict[str, Any]:
                 "verdict": _verdict(row["status"], bool(row["warnings"])),
                 "reason": mask_text(row["reason"] or ""),
                 "checks": [{**c, "judged": _judged(c, row["status"])} for c in checks.to_dicts()],
+                # an exchange pull that brought back only rows already staged: nothing to judge
+                "all_known": bool(row["rows_read"]) and row["duplicates"] == row["rows_read"] and not row["loaded"],
             }
         )
     earlier = [

@@ -9,6 +9,7 @@
     <stage>/watermarks.json                   how far the 人社 exchange has been read
     <stage>/settled/<source>.parquet          per night, how the source's sync ended (ok, nothing new, partial, failed)
     <stage>/links/<D>.parquet                 the night D's links of records to the register
+    <stage>/scored/<D>.parquet                the same before the reviewers' decisions, with the version each was scored on
     <stage>/flags/<D>.parquet                 the night D's flags with their lifecycle
     <stage>/exit/<D>.parquet                  the night D's exit candidates
     <stage>/features/<D>.parquet              the night D's features per household
@@ -16,6 +17,7 @@
     <stage>/review_decisions.parquet          the reviewers' decisions, with the night they apply from
     <stage>/visits.parquet                    the visits cadres returned (per household and rule), with the night they apply from
     <stage>/runs/<D>.json                     what each step of the night D did
+    <stage>/loaded/                           what the last load wrote into the warehouse: per table the key and a hash of each row, and the load's fingerprint
     <stage>/landing/<D>/<source>/             a sync DAG's landing between its tasks
     <stage>/reports/                          Great Expectations' results and Data Docs
 """
@@ -58,7 +60,7 @@ class Layout:
         return self.root / "watermarks.json"
 
     def nightly(self, kind: str, night: date) -> Path:
-        """``links``, ``flags``, ``exit`` or ``features`` of one night."""
+        """``links``, ``scored``, ``flags``, ``exit`` or ``features`` of one night."""
         return self.root / kind / f"{night.isoformat()}.parquet"
 
     def model(self, night: date) -> Path:
@@ -74,6 +76,13 @@ class Layout:
 
     def run(self, night: date) -> Path:
         return self.root / "runs" / f"{night.isoformat()}.json"
+
+    def loaded(self, table: str) -> Path:
+        return self.root / "loaded" / f"{table}.parquet"
+
+    @property
+    def loaded_account(self) -> Path:
+        return self.root / "loaded" / "account.json"
 
     def landing(self, night: date, source: str) -> Path:
         return self.root / "landing" / night.isoformat() / source

@@ -78,7 +78,7 @@ def stage_lock(root: Path, timeout: float):
     return file_lock(Layout(root).lock, f"the stage {root}", timeout)
 
 
-NIGHTLY = ("links", "flags", "exit", "features")
+NIGHTLY = ("links", "scored", "flags", "exit", "features")
 
 
 class Stage:
@@ -147,6 +147,23 @@ class Stage:
             return None
         seen = as_of(versions, night, stage_name in self.snapshots() if snapshot is None else snapshot)
         return seen if seen.height or night is None or versions.height == 0 else None
+
+    def latest_versions(self, stage_name: str, night: date) -> pl.DataFrame | None:
+        """Per record, the version the night ``night`` sees (``source_record_id``,
+        ``version``): what tells a night which records changed since an earlier one."""
+        path = self.layout.versions(stage_name)
+        pending, value = self._tx.pending(path) if self._tx is not None else (False, None)
+        if (pending and value is None) or (not pending and not path.exists()):
+            return None
+        frame = value.lazy() if pending else pl.scan_parquet(path)
+        return (
+            frame.select("source_record_id", ARRIVED, VERSION)
+            .filter(pl.col(ARRIVED) <= night)
+            .sort(ARRIVED, VERSION)
+            .unique("source_record_id", keep="last")
+            .select("source_record_id", VERSION)
+            .collect()
+        )
 
     def next_version(self, stage_name: str) -> int:
         versions = self.versions(stage_name)
@@ -413,6 +430,24 @@ class Stage:
             return {}
         found = {source: settled.get(source, ("not settled", "")) for source in expected}
         return {s: v for s, v in found.items() if v[0] in ("not settled", "failed", "partial")}
+
+    def load_account(self) -> tuple[str, dict[str, pl.DataFrame]] | None:
+        """What the county's last load wrote into the warehouse: its fingerprint, and per
+        table the key and row hash of each row (None before any load)."""
+        text = self._read_text(self.layout.loaded_account)
+        if not text:
+            return None
+        account = json.loads(text)
+        tables = {name: self._read_parquet(self.layout.loaded(name)) for name in account["tables"]}
+        return account["fingerprint"], {n: f for n, f in tables.items() if f is not None}
+
+    def save_load_account(self, fingerprint: str, tables: dict[str, pl.DataFrame]) -> None:
+        """Keep what a load wrote (after its transaction committed), replacing the last account."""
+        with self.transaction():
+            for name, frame in tables.items():
+                self._write_parquet(frame, self.layout.loaded(name))
+            account = {"fingerprint": fingerprint, "tables": sorted(tables)}
+            self._write_text(self.layout.loaded_account, json.dumps(account, indent=1) + "\n")
 
     def save_run(self, night: date, run: dict) -> None:
         """What the night's steps did (their results, as JSON)."""

@@ -232,10 +232,20 @@ def test_the_page_draws_offline_and_says_what_the_warehouse_holds(nights):
         source = file.split("/")[0]
         assert first["figures"][f"verdict:{source}:{Path(file).name}"] == "通过,有警告", file
     assert "未通过" not in first["text"], "no check of a loaded file reads as failed"
-    # Every file validated tonight shows its checks, the 人社 pulls' included.
-    results = list((nights / "stage" / "reports" / "results" / SECOND.isoformat()).glob("*.json"))
-    assert any(p.name.startswith("human_resources") for p in results)
-    assert html.count("<code>expect_table_row_count_to_be_between</code>") == len(results)
+    # Every file validated shows its checks, the 人社 pulls' included (the first night);
+    # a pull that brought back only rows already staged says so instead (the second).
+    for night, page in ((D, (nights / "outbox" / D.isoformat() / "report.html").read_text("utf-8")), (SECOND, html)):
+        results = list((nights / "stage" / "reports" / "results" / night.isoformat()).glob("*.json"))
+        assert page.count("<code>expect_table_row_count_to_be_between</code>") == len(results), night
+    first_results = [p.name for p in (nights / "stage" / "reports" / "results" / D.isoformat()).glob("*.json")]
+    assert sum(name.startswith("human_resources") for name in first_results) == 2
+    pulls = _sql(
+        nights,
+        "SELECT rows_read, duplicates FROM processed_files WHERE as_of = :d AND file LIKE 'exchange:%'",
+        d=SECOND,
+    )
+    assert len(pulls) == 2 and all(read == dup > 0 for read, dup in pulls), pulls
+    assert html.count("均为已入库的重复行") == 2
     links = Stage(nights / "stage").nightly("links", SECOND).group_by("source", "match_status").len()
     for source, status, n in links.iter_rows():
         assert _number(fig[f"{status}:{source}"]) == n

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
@@ -26,12 +25,13 @@ from connectors.canonical import META
 from connectors.sources import BY_STAGE_NAME, RECORD_STAGES
 from guardline.atomic import Hook
 from guardline.errors import GuardlineError
+from guardline.version import code_version
 from rules.catalogue import Catalogue
 from rules.features import head_rows
 from staging.stage import Stage
 from visits.config import VisitConfig
 from visits.dispositions import apply_visits
-from warehouse import schema
+from warehouse import delta, schema
 from warehouse.db import upgrade
 from warehouse.privacy import (
     key_fingerprint,
@@ -46,12 +46,13 @@ from warehouse.privacy import (
 
 @dataclass
 class LoadResult:
-    rows: dict[str, int] = field(default_factory=dict)  # rows written per table
+    rows: dict[str, int] = field(default_factory=dict)  # the county's rows per table after the load
+    changed: dict[str, int] = field(default_factory=dict)  # rows deleted and inserted per table tonight
     seconds: float = 0.0
 
     def summary(self) -> dict:
         """What the step did, as JSON: the CLI, the run audit and XCom render this."""
-        return {"rows": dict(self.rows), "seconds": round(self.seconds, 3)}
+        return {"rows": dict(self.rows), "changed": dict(self.changed), "seconds": round(self.seconds, 3)}
 
 
 def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:
@@ -155,24 +156,6 @@ def record_run(eng: sa.Engine, as_of: date, counts: dict, started_at: datetime) 
     return run_id
 
 
-def code_version() -> str:
-    """The package version, and the git commit when run from a checkout."""
-    try:
-        from importlib.metadata import version
-
-        v = version("guardline")
-    except Exception:
-        v = "unknown"
-    head = Path(__file__).resolve().parents[1] / ".git" / "HEAD"
-    try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            ref = (head.parent / ref[5:]).read_text().strip()
-        return f"{v}+{ref[:12]}"
-    except OSError:
-        return v
-
-
 def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> dict[str, pl.DataFrame]:
     """What one county's stage contributes to the warehouse for the night ``as_of``."""
     register = stage.records("registry", as_of)
@@ -199,11 +182,8 @@ def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> di
             mask_phone(pl.col("phone")).alias("phone_masked"),
             pl.lit(county_code(register, county)).alias("county_code"),
         ),
-        "persons": register.with_columns(
-            mask_id(pl.col("id_number")).alias("id_masked"),
-            pseudonyms(register["id_number"], key).alias("id_pseudonym"),
-        ),
-        "record_links": links.with_columns(record_pseudonyms(links["source_record_id"], key)),
+        "persons": register.with_columns(mask_id(pl.col("id_number")).alias("id_masked")),
+        "record_links": links,  # pseudonyms added to the rows written (_pseudonymised)
         "flags": flags.with_columns(pseudonymous_evidence(flags["evidence"], key)),
         "exit_candidates": exits if exits is not None else pl.DataFrame(),
         "processed_files": stage.ledger(),
@@ -212,6 +192,17 @@ def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> di
         "review_decisions": decisions if decisions is not None else pl.DataFrame(),
         "visits": visits if visits is not None else pl.DataFrame(),
     }
+
+
+def _pseudonymised(table: str, rows: pl.DataFrame, key: bytes) -> pl.DataFrame:
+    """The rows a load writes with their pseudonyms, computed for those rows only (an HMAC
+    per value, the costliest column of a county's load); the account's row hash stands
+    in for them by the key's fingerprint."""
+    if table == "persons" and rows.height:
+        return rows.with_columns(pseudonyms(rows["id_number"], key).alias("id_pseudonym"))
+    if table == "record_links" and rows.height:
+        return rows.with_columns(record_pseudonyms(rows["source_record_id"], key))
+    return rows
 
 
 # A record seen by several counties (a provincial 人社 exchange pulled by each) is one
@@ -270,10 +261,12 @@ def _merge_shared(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame, cou
     better = (pl.col("rank") < pl.col("their_rank")) | (
         (pl.col("rank") == pl.col("their_rank")) & (pl.lit(county) < pl.col("their_county"))
     )
-    won = contested.filter(better).select(keys)
+    won = contested.filter(better)
     if won.height:
-        with _keys_table(conn, table, won) as temp:
+        with _keys_table(conn, table, won.select(keys)) as temp:
             conn.execute(table.delete().where(sa.tuple_(*(table.c[k] for k in keys)).in_(sa.select(*temp.c))))
+        for other in won["their_county"].drop_nulls().unique():  # their account no longer holds
+            _keep_fingerprint(conn, other, None)
     return frame.join(contested.filter(~better).select(keys), on=keys, how="anti")
 
 
@@ -293,6 +286,7 @@ def _registered_elsewhere(conn: sa.Connection, table: sa.Table, frame: pl.DataFr
 
 KEY_SETTING = "pseudonym_key_fingerprint"
 LATEST_SETTING = "latest_night"  # per county, "latest_night:<county>": whose state the state tables hold
+LOADED_SETTING = "loaded"  # per county, "loaded:<county>": the fingerprint of its last load (warehouse.delta)
 NIGHT_SCOPED = ("flags", "exit_candidates")
 
 
@@ -354,6 +348,7 @@ def load_night(
     demo: bool = False,
     rekey: bool = False,
     on_step: Hook | None = None,
+    full: bool = False,
 ) -> LoadResult:
     """One county's register, links, night's flags and exit candidates, processed files,
     in one transaction of its own: its rows (``county_code``) replaced, the other
@@ -368,7 +363,11 @@ def load_night(
     empty for a stage of its own, whose code the register gives. ``rekey``: the pseudonym
     key changed on purpose; the pseudonymous evidence of earlier nights is recomputed
     under the new key in the same transaction. ``on_step`` is called with
-    ``load:<table>`` before each table is written (the kill tests stop there)."""
+    ``load:<table>`` before each table is written (the kill tests stop there).
+
+    Of the state tables, only the rows that changed since the county's last load are
+    written when the stage's account of that load agrees with the warehouse
+    (:mod:`warehouse.delta`); ``full``, or without it, the county's rows are replaced."""
     started = time.perf_counter()
     key = pseudonym_key(demo)
     frames = _night_frames(stage, as_of, key, county)
@@ -382,23 +381,94 @@ def load_night(
     hook = on_step or (lambda _step: None)
     upgrade(eng)
     result = LoadResult()
+    account = stage.load_account()
+    written: dict[str, pl.DataFrame] = {}
     with eng.begin() as conn:
         if check_key(conn, key, rekey, write=True):
             _rekey_earlier_flags(conn, as_of, key)
         latest = _latest_night(conn, as_of, code)
+        trusted = not full and account is not None and _fingerprint(conn, code) == account[0]
+        before = account[1] if trusted else {}
         for name, frame in frames.items():
             table = schema.metadata.tables[name]
-            nightly = name in NIGHT_SCOPED
-            if not nightly and latest > as_of:
+            if name in NIGHT_SCOPED:
+                hook(f"load:{name}")
+                conn.execute(table.delete().where(sa.and_(_mine(table, code), table.c.as_of_date == as_of)))
+                result.rows[name] = result.changed[name] = bulk_insert(conn, table, frame)
+                continue
+            if latest > as_of:  # the state of a later night stays: its account too
+                if name in before:
+                    written[name] = before[name]
                 continue
             hook(f"load:{name}")
-            # rows of this county, and rows loaded before counties loaded apart (no county)
-            mine = sa.or_(table.c.county_code == code, table.c.county_code == "", table.c.county_code.is_(None))
-            conn.execute(table.delete().where(sa.and_(mine, table.c.as_of_date == as_of) if nightly else mine))
-            if name in ("households", "persons"):
-                _registered_elsewhere(conn, table, frame, code)
-            elif name in SHARED:
-                frame = _merge_shared(conn, table, frame, code)
-            result.rows[name] = bulk_insert(conn, table, frame)
+            account, result.rows[name], result.changed[name] = _load_state(conn, table, frame, code, before.get(name), key)
+            if account.height:
+                written[name] = account
+        fingerprint = delta.fingerprint(written)
+        _keep_fingerprint(conn, code, fingerprint)
+    stage.save_load_account(fingerprint, written)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _mine(table: sa.Table, code: str) -> sa.ColumnElement:
+    """The county's rows, and rows loaded before counties loaded apart (no county)."""
+    return sa.or_(table.c.county_code == code, table.c.county_code == "", table.c.county_code.is_(None))
+
+
+def _load_state(
+    conn: sa.Connection,
+    table: sa.Table,
+    frame: pl.DataFrame,
+    code: str,
+    before: pl.DataFrame | None,
+    key: bytes,
+) -> tuple[pl.DataFrame, int, int]:
+    """One state table of the county: with the last load's account (``before``), only the
+    rows gone or changed are deleted and the new or changed inserted; without it, the
+    county's rows are replaced. Returns the new account, the rows the county holds in the
+    table, and the rows written (deleted and inserted)."""
+    keys = [c.name for c in table.primary_key.columns]
+    salted = frame.with_columns(pl.lit(key_fingerprint(key)).alias("__key"))
+    now = delta.row_hashes(salted, keys) if frame.height else pl.DataFrame()
+    deleted = 0
+    if before is None or now.height == 0 or before.height == 0:
+        deleted = conn.execute(table.delete().where(_mine(table, code))).rowcount or 0
+        send = frame
+    else:
+        gone = delta.stale(before, now, keys)
+        if gone.height:
+            with _keys_table(conn, table, gone) as temp:
+                on = sa.tuple_(*(table.c[k] for k in keys)).in_(sa.select(*temp.c))
+                deleted = conn.execute(table.delete().where(sa.and_(_mine(table, code), on))).rowcount or 0
+        send = frame.join(delta.fresh(before, now, keys), on=keys, how="semi")
+    send = _pseudonymised(table.name, send, key)
+    if table.name in ("households", "persons"):
+        _registered_elsewhere(conn, table, send, code)
+        kept = send
+    elif table.name in SHARED:
+        kept = _merge_shared(conn, table, send, code)
+    else:
+        kept = send
+    inserted = bulk_insert(conn, table, kept)
+    # Rows that lost to another county's are not the county's: tried again next night.
+    lost = send.join(kept.select(keys), on=keys, how="anti").select(keys) if send.height else send
+    account = now.join(lost, on=keys, how="anti") if lost.height else now
+    return account, account.height, deleted + inserted
+
+
+def _fingerprint(conn: sa.Connection, code: str) -> str | None:
+    table = schema.settings
+    return conn.execute(sa.select(table.c.value).where(table.c.name == f"{LOADED_SETTING}:{code}")).scalar()
+
+
+def _keep_fingerprint(conn: sa.Connection, code: str, fingerprint: str | None) -> None:
+    """The fingerprint of the county's load, or none (``fingerprint`` None): its next load
+    replaces its rows as a whole."""
+    table = schema.settings
+    name = f"{LOADED_SETTING}:{code}"
+    if _fingerprint(conn, code) == fingerprint:  # the same rows loaded again: nothing changes
+        return
+    conn.execute(table.delete().where(table.c.name == name))
+    if fingerprint is not None:
+        conn.execute(table.insert().values(name=name, value=fingerprint, changed_at=datetime.now()))

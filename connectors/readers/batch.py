@@ -27,6 +27,9 @@ class RawBatch:
     header_row: int
     warnings: list[str] = field(default_factory=list)
     rejected: pl.DataFrame | None = None  # rows the reader could not split into fields
+    # Rows read but not kept in ``frame``: an exchange pull's rows the stage already holds
+    # exactly as they are (its look-back window re-reads them every night), duplicates.
+    known: int = 0
 
 
 def fingerprint(data: bytes) -> str:

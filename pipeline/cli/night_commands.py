@@ -28,6 +28,7 @@ def run_and_report(
     demo: bool = False,
     lock_timeout: float = 30.0,
     rekey: bool = False,
+    full: bool = False,
 ) -> None:
     """One night, as `run` and `demo` do it: a progress bar, the summary of whatever was
     done, one stderr line per refused file; the exit status tells cron how it went."""
@@ -47,7 +48,9 @@ def run_and_report(
             progress.update(task, description=name)
             progress.advance(task)
 
-        result = run_night(inbox, day, stage_dir, out, url, hr_url, demo, lock_timeout, advance, rekey=rekey)
+        result = run_night(
+            inbox, day, stage_dir, out, url, hr_url, demo, lock_timeout, advance, rekey=rekey, full=full
+        )
     print_night(result)
     for line in result.reported:
         print(f"guardline: {line}", file=sys.stderr)
@@ -77,6 +80,13 @@ def run(
         bool,
         typer.Option(help="The pseudonym key changed on purpose: recompute every pseudonym under it."),
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            help="Score every record and replace the county's warehouse rows, rather than pay for "
+            "tonight's changes only (the tables end the same)."
+        ),
+    ] = False,
 ) -> None:
     """One night without a scheduler: extract, validate, match, check rules, load, publish.
 
@@ -97,6 +107,7 @@ def run(
         hr_url,
         lock_timeout=lock_timeout,
         rekey=rekey,
+        full=full,
     )
 
 

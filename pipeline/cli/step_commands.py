@@ -84,6 +84,9 @@ def match(
     refit: Annotated[
         bool, typer.Option(help="Fit a new model tonight and say how many links it changes.")
     ] = False,
+    full: Annotated[
+        bool, typer.Option(help="Score every record, not only those new or changed since the night it continues.")
+    ] = False,
 ) -> None:
     """Link every department record the night D sees to a person and household of the
     register, with the model an earlier night saved (a new fit when it is due, or with --refit)."""
@@ -91,9 +94,13 @@ def match(
     from staging.stage import Stage
 
     st = Stage(stage)
-    result = match_stage(st, night_of(as_of), settings, refit)
+    result = match_stage(st, night_of(as_of), settings, refit, full)
     if result.result is None:
-        console.print("no department record staged yet: nothing to link")
+        console.print(
+            f"no record changed since the night this one continues: {result.carried:,} links carried over"
+            if result.carried
+            else "no department record staged yet: nothing to link"
+        )
         return
     table = Table(
         title=f"Links: {result.links.height:,} records, {result.result.pairs_compared:,} pairs compared"
@@ -106,6 +113,8 @@ def match(
         row = dict(counts.filter(pl.col("source") == source).select("match_status", "len").iter_rows())
         table.add_row(source, *(f"{row.get(s, 0):,}" for s in ("matched", "review", "unmatched")))
     console.print(table)
+    if result.carried:
+        console.print(f"scored tonight: {result.scored:,} records (new or changed, and their groups); carried over: {result.carried:,}")
     console.print("blocking: " + ", ".join(f"{k} {v:,}" for k, v in result.result.blocking.by_rule.items()))
     console.print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
     kept = st.model(night_of(as_of)) or {}
@@ -169,6 +178,9 @@ def load(
         bool,
         typer.Option(help="The pseudonym key changed on purpose: recompute every pseudonym under it."),
     ] = False,
+    full: Annotated[
+        bool, typer.Option(help="Replace the county's rows, not only the ones changed since its last load.")
+    ] = False,
 ) -> None:
     """Load the county's night into the warehouse in one transaction (re-loading changes nothing)."""
     from guardline.config import warehouse_url
@@ -178,7 +190,7 @@ def load(
 
     day = night_of(as_of)
     url = warehouse_url(warehouse, stage.resolve().parent)
-    result = load_night(engine(url), Stage(stage), day, rekey=rekey)
+    result = load_night(engine(url), Stage(stage), day, rekey=rekey, full=full)
     console.print(
         "loaded: "
         + ", ".join(f"{k} {v:,}" for k, v in result.rows.items())
