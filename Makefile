@@ -53,3 +53,4 @@ bench: $(UV)
 	$(UV) run --no-sync python bench/matching_bench.py
 	$(UV) run --no-sync python bench/rules_bench.py
 	$(UV) run --no-sync python bench/warehouse_bench.py
+	$(UV) run --no-sync python bench/night_bench.py

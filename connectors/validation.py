@@ -33,6 +33,10 @@ import polars as pl
 from connectors.canonical import ID_VALID, PROBLEMS
 from connectors.spec import Source
 
+# Before any import of it: Great Expectations logs a line per function it registers while
+# importing (about 200), which would bury the task's own summary.
+logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
 SUITES = Path(__file__).with_name("suites")
 ROW_OK = "__row_ok"
 KEY = "__key"
@@ -98,9 +102,6 @@ class Validator:
         self._validated: list[Any] = []  # tonight's results and their suites: the pages to render
 
     def _open(self) -> None:
-        # Before the import: Great Expectations logs a line per function it registers
-        # while importing (about 200), which would bury the task's own summary.
-        logging.getLogger("great_expectations").setLevel(logging.ERROR)
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 

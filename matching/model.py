@@ -83,27 +83,45 @@ class Model:
         return pl.DataFrame(rows, schema=["comparison", "level", "m", "u", "weight"], orient="row")
 
 
-def _level_shares(levels: np.ndarray, n_levels: int, weights: np.ndarray | None = None) -> np.ndarray:
+def _level_counts(levels: np.ndarray, n_levels: int, weights: np.ndarray | None = None) -> np.ndarray:
     ok = levels != MISSING
     w = np.ones(len(levels)) if weights is None else weights
-    counts = np.bincount(levels[ok].astype(np.int64), weights=w[ok], minlength=n_levels)[:n_levels]
+    return np.bincount(levels[ok].astype(np.int64), weights=w[ok], minlength=n_levels)[:n_levels]
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
     counts = counts + 0.5  # a level never seen still has a small probability
     return counts / counts.sum()
+
+
+def _level_shares(levels: np.ndarray, n_levels: int, weights: np.ndarray | None = None) -> np.ndarray:
+    return _shares(_level_counts(levels, n_levels, weights))
+
+
+# Random pairs compared at a time for u: the estimate holds one chunk's pairs, not all of them.
+U_CHUNK = 50_000
 
 
 def estimate_u(
     left: pl.DataFrame, right: pl.DataFrame, settings: Settings, seed: int = 7
 ) -> dict[str, np.ndarray]:
-    """u: how often each level occurs between a random record and a random person."""
+    """u: how often each level occurs between a random record and a random person, over
+    ``random_pairs`` pairs drawn at once and compared a chunk at a time."""
     rng = np.random.default_rng(seed)
     n = settings.random_pairs
     li = rng.integers(0, left.height, n)
     ri = rng.integers(0, right.height, n)
-    pairs = pl.concat(
-        [left[li].rename(lambda c: f"{c}_l"), right[ri].rename(lambda c: f"{c}_r")], how="horizontal"
-    )
-    g = gammas(pairs, settings.comparisons)
-    return {c.name: _level_shares(g[gamma_name(c)].to_numpy(), len(c.levels)) for c in settings.comparisons}
+    counts = {c.name: np.zeros(len(c.levels)) for c in settings.comparisons}
+    for start in range(0, n, U_CHUNK):
+        part = slice(start, start + U_CHUNK)
+        pairs = pl.concat(
+            [left[li[part]].rename(lambda c: f"{c}_l"), right[ri[part]].rename(lambda c: f"{c}_r")],
+            how="horizontal",
+        )
+        g = gammas(pairs, settings.comparisons)
+        for c in settings.comparisons:
+            counts[c.name] += _level_counts(g[gamma_name(c)].to_numpy(), len(c.levels))
+    return {name: _shares(x) for name, x in counts.items()}
 
 
 def without_matches(
