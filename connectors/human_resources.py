@@ -1,6 +1,7 @@
 """人社 exchange database (前置机): employment events and monthly contributions.
 
-Read through a SQLAlchemy URL, read-only, incrementally: each night re-reads a
+Read through a SQLAlchemy URL, read-only (as Arrow from the database's ADBC driver for
+SQLite and PostgreSQL, through SQLAlchemy otherwise), incrementally: each night re-reads a
 look-back window (16 periods of contributions, 400 days of events) behind the
 watermark of what is already staged, because 补缴 rows arrive after their period.
 Rows already staged come back and are counted as duplicates. A row without its date
@@ -121,6 +122,9 @@ def pull(source: Source, url: str, watermark: Watermark) -> RawBatch:
             else ("", {}, "aac002, event_type, event_date")
         )
     query = f"SELECT {columns} FROM {table} {where} ORDER BY {order}"
+    arrow = _read_arrow(url, query, params, source)
+    if arrow is not None:
+        return RawBatch(source.stage_name, label, f"{table}:{arrow.height}", 0, arrow, header_row=0)
     engine = _engine(url)
     try:
         try:
@@ -136,6 +140,54 @@ def pull(source: Source, url: str, watermark: Watermark) -> RawBatch:
         engine.dispose()
     digest = f"{table}:{frame.height}"
     return RawBatch(source.stage_name, label, digest, 0, frame, header_row=0, rejected=rejected)
+
+
+def arrow_uri(url: str) -> str | None:
+    """The exchange's URL as an Arrow database driver (ADBC) takes it, read-only as
+    :func:`read_only_url` opens it; None for a database no such driver here reads."""
+    from urllib.parse import quote
+
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.database and not parsed.database.startswith("file:"):
+        return f"file:{parsed.database}?mode=ro"
+    if backend == "postgresql":
+        options = " ".join(filter(None, (parsed.query.get("options"), "-c default_transaction_read_only=on")))
+        plain = parsed.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+        return f"{plain}?connect_timeout=5&options={quote(options)}"
+    return None
+
+
+def _read_arrow(url: str, query: str, params: dict, source: Source) -> pl.DataFrame | None:
+    """The pull as Arrow straight from the database driver (ADBC: SQLite, PostgreSQL),
+    no Python object per cell; None when the driver cannot give it — another database,
+    a server that does not answer, a column whose values are not all text-like (a BLOB in
+    a table SQLite types by value) — and the SQLAlchemy path reads it, naming what failed."""
+    uri = arrow_uri(url)
+    if uri is None:
+        return None
+    # The window's bound is ours (a period or an ISO date), written into the query: the
+    # two drivers spell parameters differently.
+    literal = query
+    for name, value in params.items():
+        literal = literal.replace(f":{name}", str(value) if isinstance(value, int) else f"'{value}'")
+    try:
+        if uri.startswith("file:"):
+            from adbc_driver_sqlite import dbapi
+        else:
+            from adbc_driver_postgresql import dbapi
+        with dbapi.connect(uri) as con, con.cursor() as cursor:
+            cursor.execute(literal)
+            table = cursor.fetch_arrow_table()
+        # A PostgreSQL numeric arrives as an opaque extension over its text: the text it is.
+        table = table.from_arrays(
+            [c.cast(c.type.storage_type) if hasattr(c.type, "storage_type") else c for c in table.columns],
+            names=table.column_names,
+        )
+        frame = pl.from_arrow(table).select(pl.col(c.header).cast(pl.String).alias(c.name) for c in source.columns)
+    except Exception:  # any driver failure: the portable path reads it and says why
+        return None
+    return row_ids(frame)
 
 
 def _first_line(exc: sa.exc.SQLAlchemyError) -> str:

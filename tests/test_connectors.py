@@ -458,6 +458,9 @@ def test_exchange_on_postgresql(county, tmp_path, pg_url):
         assert result.total("loaded") == 550
         staged = Stage(tmp_path / "stage").records("human_resources.rs_employment_event")
         assert staged["event_date"].dtype == pl.Date
+        # Read as Arrow by the PostgreSQL driver (its search path and read-only option
+        # carried over), the same text as the portable path reads.
+        _same_pull_both_ways(url)
         with (
             human_resources._engine(url).connect() as con,
             pytest.raises(sa.exc.DBAPIError, match="read-only"),
@@ -467,6 +470,29 @@ def test_exchange_on_postgresql(county, tmp_path, pg_url):
         with engine.begin() as con:
             con.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         engine.dispose()
+
+
+def _same_pull_both_ways(url: str) -> None:
+    from staging.stage import Watermark
+
+    for table in human_resources.TABLES:
+        arrow = human_resources.pull(table, url, Watermark())
+        columns = ", ".join(c.header for c in table.columns)
+        direct = human_resources._read_arrow(url, f"SELECT {columns} FROM {table.table}", {}, table)
+        assert direct is not None and direct.height == arrow.frame.height, "the driver read it"
+        portable = human_resources.arrow_uri
+        try:
+            human_resources.arrow_uri = lambda _url: None  # the SQLAlchemy path alone
+            plain = human_resources.pull(table, url, Watermark())
+        finally:
+            human_resources.arrow_uri = portable
+        assert arrow.frame.height > 0 and arrow.frame.equals(plain.frame), table.table
+
+
+def test_the_exchange_is_read_as_arrow_as_the_portable_path_reads_it(county):
+    url = f"sqlite:///{county.out / 'inbox/human_resources/exchange.sqlite'}"
+    assert human_resources.arrow_uri(url).endswith("?mode=ro")
+    _same_pull_both_ways(url)
 
 
 def test_missing_exchange_database_fails_only_human_resources(tmp_path):
