@@ -172,6 +172,8 @@ def _read_arrow(url: str, query: str, params: dict, source: Source) -> pl.DataFr
     for name, value in params.items():
         literal = literal.replace(f":{name}", str(value) if isinstance(value, int) else f"'{value}'")
     try:
+        import pyarrow as pa
+
         if uri.startswith("file:"):
             from adbc_driver_sqlite import dbapi
         else:
@@ -179,6 +181,11 @@ def _read_arrow(url: str, query: str, params: dict, source: Source) -> pl.DataFr
         with dbapi.connect(uri) as con, con.cursor() as cursor:
             cursor.execute(literal)
             table = cursor.fetch_arrow_table()
+        # Bytes where text belongs (a BLOB, which SQLite's driver may hand over as a string
+        # that is not UTF-8): the portable path sets such rows aside with their reason.
+        if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in table.schema.types):
+            return None
+        table.validate(full=True)  # raises on a string that is not UTF-8
         # A PostgreSQL numeric arrives as an opaque extension over its text: the text it is.
         table = table.from_arrays(
             [c.cast(c.type.storage_type) if hasattr(c.type, "storage_type") else c for c in table.columns],
