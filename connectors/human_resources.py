@@ -123,8 +123,14 @@ def pull(source: Source, url: str, watermark: Watermark) -> RawBatch:
         )
     query = f"SELECT {columns} FROM {table} {where} ORDER BY {order}"
     arrow = _read_arrow(url, query, params, source)
-    if arrow is not None:
-        return RawBatch(source.stage_name, label, f"{table}:{arrow.height}", 0, arrow, header_row=0)
+    frame, rejected = (arrow, None) if arrow is not None else _read_portable(url, query, params, source, label)
+    return RawBatch(source.stage_name, label, f"{table}:{frame.height}", 0, frame, header_row=0, rejected=rejected)
+
+
+def _read_portable(
+    url: str, query: str, params: dict, source: Source, label: str
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The pull through SQLAlchemy (any database), naming what failed."""
     engine = _engine(url)
     try:
         try:
@@ -133,13 +139,11 @@ def pull(source: Source, url: str, watermark: Watermark) -> RawBatch:
             raise Unavailable(f"{label}: the exchange database does not answer: {_first_line(exc)}") from None
         with con:
             try:
-                frame, rejected = _read_text(con, query, params, source)
+                return _read_text(con, query, params, source)
             except sa.exc.SQLAlchemyError as exc:
                 raise DeliveryError(label, f"cannot read the exchange table: {_first_line(exc)}") from None
     finally:
         engine.dispose()
-    digest = f"{table}:{frame.height}"
-    return RawBatch(source.stage_name, label, digest, 0, frame, header_row=0, rejected=rejected)
 
 
 def arrow_uri(url: str) -> str | None:

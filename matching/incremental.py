@@ -28,8 +28,7 @@ KEYS = ["source", "source_record_id"]
 VERSION = "version"  # the staged version of the record a link was scored on
 
 
-def share_column(i: int) -> str:
-    return f"__share_{i}"
+SHARE = "__share_"  # the group of a record under each ``shares`` rule: __share_0, __share_1, ...
 
 
 def basis(persons: pl.DataFrame, settings: Settings, model: dict) -> str:
@@ -44,7 +43,7 @@ def share_keys(left: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     """Per prepared record, its group under each ``shares`` rule (null outside the rule)."""
     out = left.select(KEYS)
     for i, rule in enumerate(r for r in settings.blocking if r.shares):
-        member = rule_records(left, rule).select(*KEYS, pl.struct(rule.columns).hash(seed=3).alias(share_column(i)))
+        member = rule_records(left, rule).select(*KEYS, pl.struct(rule.columns).hash(seed=3).alias(f"{SHARE}{i}"))
         out = out.join(member, on=KEYS, how="left")
     return out
 
@@ -59,7 +58,7 @@ def partners(scored: pl.DataFrame, groups: pl.DataFrame, excluded: pl.DataFrame)
     """The records of the earlier night, not in ``excluded``, that share a group with one
     of ``groups`` (share keys of records being scored tonight)."""
     found = []
-    for col in (c for c in groups.columns if c.startswith("__share_")):
+    for col in (c for c in groups.columns if c.startswith(SHARE)):
         if col not in scored.columns:
             continue
         values = groups.select(pl.col(col).drop_nulls().unique())

@@ -305,18 +305,29 @@ def _latest_night(conn: sa.Connection, as_of: date, county: str) -> date:
     latest = date.fromisoformat(found) if found else None
     if latest is not None and as_of <= latest:
         return latest
-    conn.execute(table.delete().where(table.c.name == name))
-    conn.execute(table.insert().values(name=name, value=as_of.isoformat(), changed_at=datetime.now()))
+    _put_setting(conn, name, as_of.isoformat())
     return as_of
+
+
+def _setting(conn: sa.Connection, name: str) -> str | None:
+    table = schema.settings
+    return conn.execute(sa.select(table.c.value).where(table.c.name == name)).scalar()
+
+
+def _put_setting(conn: sa.Connection, name: str, value: str | None) -> None:
+    """Set a warehouse setting (None: remove it), stamped with when it changed."""
+    table = schema.settings
+    conn.execute(table.delete().where(table.c.name == name))
+    if value is not None:
+        conn.execute(table.insert().values(name=name, value=value, changed_at=datetime.now()))
 
 
 def check_key(conn: sa.Connection, key: bytes, rekey: bool = False, write: bool = False) -> bool:
     """Refuse a pseudonym key other than the one the warehouse was built with (its
     pseudonyms would change under the analysts' feet), unless ``rekey``; with ``write``,
     keep the key's fingerprint. True when the key changes tonight."""
-    table = schema.settings
     fingerprint = key_fingerprint(key)
-    kept = conn.execute(sa.select(table.c.value).where(table.c.name == KEY_SETTING)).scalar()
+    kept = _setting(conn, KEY_SETTING)
     if kept is not None and kept != fingerprint and not rekey:
         raise GuardlineError(
             f"the pseudonym key is not the one this warehouse was built with (fingerprint {kept}, "
@@ -324,8 +335,7 @@ def check_key(conn: sa.Connection, key: bytes, rekey: bool = False, write: bool 
             "or re-key on purpose with --rekey"
         )
     if write and kept != fingerprint:
-        conn.execute(table.delete().where(table.c.name == KEY_SETTING))
-        conn.execute(table.insert().values(name=KEY_SETTING, value=fingerprint, changed_at=datetime.now()))
+        _put_setting(conn, KEY_SETTING, fingerprint)
     return kept is not None and kept != fingerprint
 
 
@@ -393,8 +403,10 @@ def load_night(
             table = schema.metadata.tables[name]
             if name in NIGHT_SCOPED:
                 hook(f"load:{name}")
-                conn.execute(table.delete().where(sa.and_(_mine(table, code), table.c.as_of_date == as_of)))
-                result.rows[name] = result.changed[name] = bulk_insert(conn, table, frame)
+                night = sa.and_(_mine(table, code), table.c.as_of_date == as_of)
+                deleted = conn.execute(table.delete().where(night)).rowcount or 0
+                result.rows[name] = bulk_insert(conn, table, frame)
+                result.changed[name] = deleted + result.rows[name]
                 continue
             if latest > as_of:  # the state of a later night stays: its account too
                 if name in before:
@@ -445,11 +457,7 @@ def _load_state(
     send = _pseudonymised(table.name, send, key)
     if table.name in ("households", "persons"):
         _registered_elsewhere(conn, table, send, code)
-        kept = send
-    elif table.name in SHARED:
-        kept = _merge_shared(conn, table, send, code)
-    else:
-        kept = send
+    kept = _merge_shared(conn, table, send, code) if table.name in SHARED else send
     inserted = bulk_insert(conn, table, kept)
     # Rows that lost to another county's are not the county's: tried again next night.
     lost = send.join(kept.select(keys), on=keys, how="anti").select(keys) if send.height else send
@@ -458,17 +466,11 @@ def _load_state(
 
 
 def _fingerprint(conn: sa.Connection, code: str) -> str | None:
-    table = schema.settings
-    return conn.execute(sa.select(table.c.value).where(table.c.name == f"{LOADED_SETTING}:{code}")).scalar()
+    return _setting(conn, f"{LOADED_SETTING}:{code}")
 
 
 def _keep_fingerprint(conn: sa.Connection, code: str, fingerprint: str | None) -> None:
     """The fingerprint of the county's load, or none (``fingerprint`` None): its next load
     replaces its rows as a whole."""
-    table = schema.settings
-    name = f"{LOADED_SETTING}:{code}"
-    if _fingerprint(conn, code) == fingerprint:  # the same rows loaded again: nothing changes
-        return
-    conn.execute(table.delete().where(table.c.name == name))
-    if fingerprint is not None:
-        conn.execute(table.insert().values(name=name, value=fingerprint, changed_at=datetime.now()))
+    if _fingerprint(conn, code) != fingerprint:  # the same rows loaded again: nothing changes
+        _put_setting(conn, f"{LOADED_SETTING}:{code}", fingerprint)
