@@ -3,9 +3,10 @@
 Usage: python bench/warehouse_bench.py [rows] [postgresql+psycopg URL]
        (default 1,000,000 rows into postgresql+psycopg://postgres@127.0.0.1:5432/test)
 
-Loads a record_links-shaped frame with the same bulk path the night uses (COPY inside
-one transaction) into a scratch schema, and, as the named peer, SQLAlchemy's
-executemany INSERT of a 50,000-row slice — the row-by-row way the issue rules out.
+Loads a record_links-shaped frame with the same bulk path the night uses (binary COPY
+encoded from Arrow, inside one transaction) into a scratch schema. The named peers, on
+the same rows: psycopg's text COPY fed one ``write_row`` per row (the path before), and
+SQLAlchemy's executemany INSERT of a 50,000-row slice, the row-by-row way.
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ def main(n: int, url: str) -> None:
     seconds = time.perf_counter() - started
     print(
         f"COPY: {n:,} rows in {seconds:.2f} s -> {n / seconds:,.0f} rows/s into PostgreSQL (one transaction)"
+    )
+    started = time.perf_counter()
+    with eng.begin() as conn, conn.connection.driver_connection.cursor() as cursor:
+        peer = data.with_columns(pl.col("source_record_id") + "-copy")
+        with cursor.copy(f"COPY record_links ({', '.join(peer.columns)}) FROM STDIN") as copy:
+            for row in peer.iter_rows():
+                copy.write_row(row)
+    seconds = time.perf_counter() - started
+    print(
+        f"peer: psycopg text COPY, write_row per row: {n:,} rows in {seconds:.2f} s -> {n / seconds:,.0f} rows/s"
     )
     part = data.head(50_000).with_columns(pl.col("source_record_id") + "-peer")
     started = time.perf_counter()

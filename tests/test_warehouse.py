@@ -4,7 +4,7 @@ the contract's views, masked identifiers for analysts."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -325,7 +325,9 @@ def test_a_record_two_counties_hold_is_one_row_the_best_link_whoever_loads_first
             load_module.bulk_insert(conn, record_links, kept)
     with warehouse.connect() as conn:
         rows = conn.execute(
-            sa.select(record_links.c.source_record_id, record_links.c.match_status, record_links.c.county_code)
+            sa.select(
+                record_links.c.source_record_id, record_links.c.match_status, record_links.c.county_code
+            )
         ).all()
     assert sorted(tuple(r) for r in rows) == [
         ("r1", "matched", "433124"),  # the match wins
@@ -333,3 +335,44 @@ def test_a_record_two_counties_hold_is_one_row_the_best_link_whoever_loads_first
         ("r3", "unmatched", "433124"),  # equals: the smaller county code
         ("r4", "unmatched", "433124"),
     ]
+
+
+def test_bulk_rows_arrive_exactly_as_given_whatever_the_column_type(warehouse):
+    """The bulk path (binary COPY from Arrow on PostgreSQL, Arrow on DuckDB) writes each
+    column as its own type: 64-bit integers into an integer column, a column that is all
+    null (polars types it Null), text with Chinese, a NUL-free ``|``, dates and times."""
+    table = sa.Table(
+        "bulk_types",
+        sa.MetaData(),
+        sa.Column("k", sa.String, primary_key=True),
+        sa.Column("small", sa.Integer),
+        sa.Column("big", sa.BigInteger),
+        sa.Column("amount", sa.Double),
+        sa.Column("flag", sa.Boolean),
+        sa.Column("day", sa.Date),
+        sa.Column("stamped", sa.DateTime),
+        sa.Column("nothing", sa.String),
+    )
+    table.create(warehouse)
+    rows = [
+        (
+            "石娟红|433124",
+            7,
+            4_331_241_990_010_100_00,
+            -12.5,
+            True,
+            date(2026, 11, 30),
+            datetime(2026, 12, 1, 3, 4, 5, 600),
+        ),
+        ("王芳", -1, None, None, None, None, None),
+        ("", None, 0, 1e9, False, date(1900, 1, 1), datetime(2099, 12, 31, 23, 59, 59)),
+    ]
+    frame = pl.DataFrame(
+        rows, schema=["k", "small", "big", "amount", "flag", "day", "stamped"], orient="row"
+    ).with_columns(pl.lit(None).alias("nothing"))
+    assert frame.schema["small"] == pl.Int64 and frame.schema["nothing"] == pl.Null
+    with warehouse.begin() as conn:
+        assert load_module.bulk_insert(conn, table, frame) == 3
+    with warehouse.connect() as conn:
+        back = conn.execute(sa.select(table).order_by(table.c.k)).all()
+    assert sorted(tuple(r) for r in back) == sorted((*r, None) for r in rows)
