@@ -7,11 +7,18 @@ the batch goes on. A share check (``mostly``) refuses only a batch of at least t
 suite's ``min_rows_for_shares`` rows: below it, one bad row is a large share of a small
 file, and is reported as a warning instead (the row itself is quarantined anyway).
 
-Key uniqueness is judged on ``__key``: a keyed hash of the record key (never the key,
-which holds ID numbers), null on a row that repeats an earlier one exactly (a duplicate,
-counted as such, not a conflict) and on a row already quarantined for its own problems. Every result is kept as GX's JSON and rendered into Data Docs
-under the reports folder. Great Expectations is imported here, lazily, never at DAG
-parse time.
+Key uniqueness is judged on ``__key``: the record key (never shown: it holds ID numbers),
+null on a row that repeats an earlier one exactly (a duplicate, counted as such, not a
+conflict) and on a row already quarantined for its own problems.
+
+What a check asks of each row (in a set, between bounds, not null, unique) is computed by
+polars, one narrow 0/1 column per check (null where the check does not apply, as GX
+leaves nulls out of a share); Great Expectations judges every check on those columns,
+shares, ``mostly`` and severities as the suite states them, so the suite stays the
+authority and GX never walks a column of strings (:func:`judged`). The table-level
+checks (row count, the latest date) read the batch's own columns. Every result is kept as
+GX's JSON and rendered into Data Docs under the reports folder. Great Expectations is
+imported here, lazily, never at DAG parse time.
 """
 
 from __future__ import annotations
@@ -71,11 +78,70 @@ def suite_definition(stage_name: str) -> dict[str, Any]:
     return json.loads((SUITES / f"{stage_name}.json").read_text(encoding="utf-8"))
 
 
-def suite_columns(stage_name: str) -> list[str]:
-    cols = [
-        e["kwargs"]["column"] for e in suite_definition(stage_name)["expectations"] if "column" in e["kwargs"]
-    ]
-    return list(dict.fromkeys(cols))
+# The checks that ask something of each row: polars answers them per row, GX judges the answers.
+ROW_CHECKS = (
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_unique",
+)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One expectation of a suite as GX runs it: per-row checks rewritten to judge the
+    0/1 column ``answer`` computes (``column`` names it), table checks as written."""
+
+    expectation: dict[str, Any]
+    column: str | None  # the batch column GX reads
+    answer: pl.Expr | None = None  # the per-row answer (1 meets, 0 misses, null not judged)
+
+
+def _row_answer(kind: str, column: str, kwargs: dict[str, Any]) -> tuple[str, pl.Expr]:
+    """A readable name and the polars answer of one per-row check, null where GX leaves a
+    row out (a null value: GX's column checks judge the values present)."""
+    value = pl.col(column)
+    if kind == "expect_column_values_to_not_be_null":
+        return f"{column}: not null", value.is_not_null().cast(pl.Int8)
+    if kind == "expect_column_values_to_be_in_set":
+        allowed = kwargs["value_set"]
+        name = f"{column}: in {{{', '.join(map(str, allowed))}}}"
+        return name, pl.when(value.is_not_null()).then(value.is_in(allowed).cast(pl.Int8))
+    if kind == "expect_column_values_to_be_unique":
+        return f"{column}: unique", pl.when(value.is_not_null()).then((~value.is_duplicated()).cast(pl.Int8))
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    meets = pl.lit(True)
+    if low is not None:
+        meets &= value > low if kwargs.get("strict_min") else value >= low
+    if high is not None:
+        meets &= value < high if kwargs.get("strict_max") else value <= high
+    return f"{column}: between {low} and {high}", pl.when(value.is_not_null()).then(meets.cast(pl.Int8))
+
+
+@cache
+def judged(stage_name: str) -> tuple[Judged, ...]:
+    """The suite of a source as GX runs it: each per-row check judged on its 0/1 answer
+    (``value_set`` [1], the suite's ``mostly``, severity and explanation kept, the check as
+    written kept in ``meta``), the table checks as they are."""
+    out = []
+    for e in suite_definition(stage_name)["expectations"]:
+        kwargs = e["kwargs"]
+        if e["type"] not in ROW_CHECKS:
+            out.append(Judged(e, kwargs.get("column")))
+            continue
+        name, answer = _row_answer(e["type"], kwargs["column"], kwargs)
+        rewritten = {
+            "type": "expect_column_values_to_be_in_set",
+            "kwargs": {
+                "column": name,
+                "value_set": [1],
+                **({"mostly": kwargs["mostly"]} if "mostly" in kwargs else {}),
+            },
+            "meta": {**(e.get("meta") or {}), "checks": {"type": e["type"], "kwargs": kwargs}},
+            "severity": e.get("severity", "critical"),
+        }
+        out.append(Judged(rewritten, name, answer.alias(name)))
+    return tuple(out)
 
 
 def _describe(outcome: Any) -> str:
@@ -133,7 +199,7 @@ class Validator:
 
         definition = suite_definition(stage_name)
         suite = gx.ExpectationSuite(name=stage_name, meta=definition.get("meta") or {})
-        for e in definition["expectations"]:
+        for e in (j.expectation for j in judged(stage_name)):
             config = ExpectationConfiguration(
                 type=e["type"],
                 kwargs=e["kwargs"],
@@ -169,17 +235,23 @@ class Validator:
 
         started = time.perf_counter()
         checkpoint = self._checkpoint(source.stage_name)
+        if ID_VALID not in frame.columns:
+            raise ValueError("the canonical frame carries its ID validity")
         usable = pl.col(PROBLEMS).list.len() == 0
-        repeated = pl.struct("source_record_id", pl.struct(compared).hash(seed=7)).is_first_distinct().not_()
+        # Hashed apart from the first-occurrence test: polars is several times slower when
+        # both are one expression over a struct.
+        row = frame.select(pl.struct("source_record_id", *compared).hash(seed=7).alias("__row")).to_series()
         data = frame.with_columns(
             usable.alias(ROW_OK),
-            pl.when(usable & ~repeated).then(pl.col("source_record_id").hash(seed=11)).alias(KEY),
+            pl.when(usable & row.is_first_distinct()).then(pl.col("source_record_id")).alias(KEY),
         )
-        columns = [c for c in suite_columns(source.stage_name) if c in data.columns]
-        if ID_VALID not in data.columns:
-            raise ValueError("the canonical frame carries its ID validity")
+        checks = judged(source.stage_name)
+        answers = data.select(
+            *(j.answer for j in checks if j.answer is not None),
+            *{j.column for j in checks if j.answer is None and j.column in data.columns},
+        )
         result = checkpoint.run(
-            batch_parameters={"dataframe": data.select(columns).to_pandas()},
+            batch_parameters={"dataframe": answers.to_pandas()},
             expectation_parameters={"run_date": pd.Timestamp(run_date)},
             # the Data Docs page of the batch names its night and file, not "__none__"
             run_id=RunIdentifier(run_name=f"{run_date}_{_safe(batch_name)}"),

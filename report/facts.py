@@ -277,14 +277,16 @@ def _checks(stage: Stage, as_of: date, files: pl.DataFrame) -> pl.DataFrame:
         result = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         for r in result.get("results", []):
             config = r.get("expectation_config", {})
-            kwargs = config.get("kwargs", {})
+            # a per-row check is judged on its answer column: the report names it as written
+            written = (config.get("meta") or {}).get("checks") or config
+            kwargs = written.get("kwargs", {})
             observed = r.get("result", {})
             seen = observed.get("observed_value", observed.get("unexpected_count"))
             rows.append(
                 {
                     "source": source,
                     "file": file,
-                    "check": config.get("type", ""),
+                    "check": written.get("type", ""),
                     "column": kwargs.get("column") or "",
                     "explain": (config.get("meta") or {}).get("explain", ""),
                     "severity": config.get("severity") or "critical",
