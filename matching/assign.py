@@ -62,21 +62,31 @@ def trusted(model: Model) -> pl.Expr:
 
 def decide(scored: pl.DataFrame, model: Model, n_left: int) -> pl.DataFrame:
     """One row per left record: status, the chosen person (if any), probability, method,
-    explanation, and for review the candidates."""
+    explanation, and for review the candidates.
+
+    The explanation is written for the pairs a decision keeps (each record's best, a
+    record in review's first few), not for every compared pair: a county compares
+    several pairs per record, and the words are most of what a decision costs.
+    """
     s = model.settings
-    ranked = scored.with_columns(explanation(model).alias("explanation"), trusted(model).alias("trusted")).sort(
-        [LI, "match_probability"], descending=[False, True]
+    ranked = scored.with_columns(trusted(model).alias("trusted")).sort(
+        [LI, "match_probability", RI],
+        descending=[False, True, False],  # ties: the register's order
     )
-    best = ranked.group_by(LI, maintain_order=True).agg(
-        pl.col(RI).first().alias("best"),
-        pl.col("match_probability").first().alias("p_best"),
-        pl.col("match_probability").slice(1, 1).first().fill_null(0.0).alias("p_second"),
-        pl.col("fast_path").first().alias("fast_path"),
-        pl.col("trusted").first().alias("trusted"),
-        pl.col("explanation").first().alias("explanation"),
-        pl.struct(RI, "match_probability", "explanation").head(REVIEW_CANDIDATES).alias("candidates"),
+    first = ranked.filter(pl.col(LI).is_first_distinct())
+    second = ranked.filter(~pl.col(LI).is_first_distinct()).filter(pl.col(LI).is_first_distinct())
+    best = first.select(
+        LI,
+        pl.col(RI).alias("best"),
+        pl.col("match_probability").alias("p_best"),
+        "fast_path",
+        "trusted",
+        explanation(model).alias("explanation"),
+    ).join(second.select(LI, pl.col("match_probability").alias("p_second")), on=LI, how="left")
+    best = best.with_columns(pl.col("p_second").fill_null(0.0))
+    clear = ((pl.col("p_best") >= s.upper) & (pl.col("p_best") - pl.col("p_second") >= s.margin)) | pl.col(
+        "trusted"
     )
-    clear = ((pl.col("p_best") >= s.upper) & (pl.col("p_best") - pl.col("p_second") >= s.margin)) | pl.col("trusted")
     decided = best.with_columns(
         pl.when(clear)
         .then(pl.lit("matched"))
@@ -94,6 +104,16 @@ def decide(scored: pl.DataFrame, model: Model, n_left: int) -> pl.DataFrame:
         .alias("match_method"),
         pl.col("p_best").alias("match_probability"),
     )
+    in_review = decided.filter(pl.col("match_status") == "review").select(LI)
+    offered = (
+        ranked.join(in_review, on=LI, how="semi")
+        .group_by(LI, maintain_order=True)
+        .head(REVIEW_CANDIDATES)
+        .with_columns(explanation(model).alias("explanation"))
+        .group_by(LI, maintain_order=True)
+        .agg(pl.struct(RI, "match_probability", "explanation").alias("candidates"))
+    )
+    decided = decided.join(offered, on=LI, how="left")
     every = pl.DataFrame({LI: pl.arange(0, n_left, eager=True, dtype=pl.UInt32)})
     return every.join(decided.drop("best", "p_best", "trusted"), on=LI, how="left").with_columns(
         pl.col("match_status").fill_null("unmatched"),
