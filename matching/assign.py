@@ -60,9 +60,10 @@ def trusted(model: Model) -> pl.Expr:
     )
 
 
-def decide(scored: pl.DataFrame, model: Model, n_left: int) -> pl.DataFrame:
-    """One row per left record: status, the chosen person (if any), probability, method,
-    explanation, and for review the candidates.
+def decide(scored: pl.DataFrame, model: Model) -> pl.DataFrame:
+    """One row per left record of the scored pairs: status, the chosen person (if any),
+    probability, method, explanation, and for review the candidates. A record's pairs
+    must all be in ``scored``.
 
     The explanation is written for the pairs a decision keeps (each record's best, a
     record in review's first few), not for every compared pair: a county compares
@@ -113,9 +114,13 @@ def decide(scored: pl.DataFrame, model: Model, n_left: int) -> pl.DataFrame:
         .group_by(LI, maintain_order=True)
         .agg(pl.struct(RI, "match_probability", "explanation").alias("candidates"))
     )
-    decided = decided.join(offered, on=LI, how="left")
+    return decided.join(offered, on=LI, how="left").drop("best", "p_best", "trusted")
+
+
+def every_record(decided: pl.DataFrame, n_left: int) -> pl.DataFrame:
+    """The decisions of all ``n_left`` records: one without a candidate pair is unmatched."""
     every = pl.DataFrame({LI: pl.arange(0, n_left, eager=True, dtype=pl.UInt32)})
-    return every.join(decided.drop("best", "p_best", "trusted"), on=LI, how="left").with_columns(
+    return every.join(decided, on=LI, how="left").with_columns(
         pl.col("match_status").fill_null("unmatched"),
         pl.col("match_method").fill_null("no candidate"),
         pl.col("match_probability").fill_null(0.0),

@@ -8,15 +8,30 @@ through the same function with different settings.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from matching.assign import decide
+from matching.assign import decide, every_record
 from matching.blocking import LI, RI, Blocking, candidates
-from matching.compare import gammas
-from matching.model import Model, estimate_u, fit, prefix_shares, score, term_frequencies, without_matches
+from matching.compare import gamma_name, gammas
+from matching.model import (
+    Model,
+    estimate_u,
+    fit,
+    prefix_shares,
+    score,
+    scored_columns,
+    term_frequencies,
+    without_matches,
+)
 from matching.settings import Settings
+
+# Pairs compared, scored and decided at a time: the values of a slice's pairs (every
+# compared column of both sides) are held only while its levels are computed, and the
+# words of a decision only for its slice. Memory follows the slice, not the county.
+CHUNK_PAIRS = 250_000
 
 
 @dataclass
@@ -62,12 +77,10 @@ def link(
 
     t = time.perf_counter()
     cols = compared_columns(settings)
-    lcols = [c for c in cols if c in left.columns]
-    pairs = blocking.pairs.join(
-        left.select(LI, *(pl.col(c).alias(f"{c}_l") for c in lcols)), on=LI, how="left"
-    ).join(right.select(RI, *(pl.col(c).alias(f"{c}_r") for c in cols)), on=RI, how="left")
-    pairs = pairs.with_columns(pl.lit(None, pl.String).alias(f"{c}_l") for c in cols if c not in lcols)
-    g = gammas(pairs, settings.comparisons)
+    g = pl.concat(
+        [_compared(chunk, left, right, settings, cols) for chunk in _by_record(blocking.pairs)],
+        how="vertical",
+    )
     timings["comparison"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -112,9 +125,47 @@ def link(
     return LinkResult(decisions, model, blocking, timings, fitted=saved is None, drift=drift)
 
 
+def _by_record(pairs: pl.DataFrame) -> Iterator[pl.DataFrame]:
+    """The pairs (sorted by record) in slices of about ``CHUNK_PAIRS``, never splitting
+    a record's pairs: each slice is scored and decided on its own."""
+    size = CHUNK_PAIRS
+    ends = pairs[LI].search_sorted(pairs[LI].gather(range(size, pairs.height, size)), side="right").to_list()
+    start = 0
+    for end in [*dict.fromkeys(ends), pairs.height]:
+        if end > start:
+            yield pairs.slice(start, end - start)
+            start = end
+    if pairs.height == 0:
+        yield pairs
+
+
+def _compared(
+    pairs: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame, settings: Settings, cols: list[str]
+) -> pl.DataFrame:
+    """The pairs with their level per comparison, and nothing of the values compared."""
+    lcols = [c for c in cols if c in left.columns]
+    wide = pairs.join(left.select(LI, *(pl.col(c).alias(f"{c}_l") for c in lcols)), on=LI, how="left").join(
+        right.select(RI, *(pl.col(c).alias(f"{c}_r") for c in cols)), on=RI, how="left"
+    )
+    wide = wide.with_columns(pl.lit(None, pl.String).alias(f"{c}_l") for c in cols if c not in lcols)
+    return gammas(wide, settings.comparisons).select(*pairs.columns, *(gamma_name(c) for c in settings.comparisons))
+
+
 def _decided(g: pl.DataFrame, model: Model, left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
     """The decisions of one model on the compared pairs (term frequencies and prefix
-    shares taken from tonight's register and records)."""
+    shares taken from tonight's register and records), slice by slice: the values a
+    weight depends on are joined back for one slice at a time."""
     model.term_frequency = term_frequencies(right, model.settings)
     model.prefix_share = prefix_shares(left, right, model.settings)
-    return decide(score(g, model), model, left.height)
+    wanted = [c for c in scored_columns(model) if c in left.columns]
+    values = left.select(LI, *(pl.col(c).alias(f"{c}_l") for c in wanted))
+    chosen = [
+        decide(
+            score(chunk.join(values, on=LI, how="left").with_columns(
+                pl.lit(None, pl.String).alias(f"{c}_l") for c in scored_columns(model) if c not in wanted
+            ), model),
+            model,
+        )
+        for chunk in _by_record(g)
+    ]
+    return every_record(pl.concat(chosen, how="vertical"), left.height)

@@ -214,6 +214,18 @@ def fit(g: pl.DataFrame, settings: Settings, u: dict[str, np.ndarray], max_itera
     return model
 
 
+def scored_columns(model: Model) -> list[str]:
+    """The record's values a weight depends on beyond the levels (``<column>_l`` in the
+    frame :func:`score` takes): a term-frequency value, an ID and its prefix."""
+    cols: list[str] = []
+    for c in model.settings.comparisons:
+        if c.name in model.term_frequency:
+            cols.append(c.column)
+        if isinstance(c.of_kind, IdNumber) and c.name in model.prefix_share:
+            cols += [c.column, c.of_kind.prefix]
+    return list(dict.fromkeys(cols))
+
+
 def score(g: pl.DataFrame, model: Model) -> pl.DataFrame:
     """Match weight per comparison (log2 Bayes factor, 0 when missing), total weight and
     probability, with term-frequency adjustment of exact agreement on common values."""

@@ -225,7 +225,7 @@ def test_an_exact_valid_id_is_its_person_unless_a_field_disagrees_outright():
     with the same levels is not."""
     import numpy as np
 
-    from matching.assign import decide
+    from matching.assign import decide, every_record
     from matching.model import Model, score
 
     settings = Settings.load("china")
@@ -254,7 +254,7 @@ def test_an_exact_valid_id_is_its_person_unless_a_field_disagrees_outright():
             },
         }
     )
-    decided = decide(score(g, model), model, n_left=4).sort(LI)
+    decided = every_record(decide(score(g, model), model), n_left=4).sort(LI)
     assert decided["match_status"].to_list() == ["matched", "unmatched", "unmatched", "unmatched"]
     assert decided["match_method"][0] == "exact id" and decided["match_probability"][0] < 0.01
 
@@ -582,3 +582,27 @@ def test_links_stay_put_when_their_records_do(matched, tmp_path):
         pl.col("match_probability") != pl.col("match_probability_right")
     )
     assert moved.height > 0, "a new fit moves links of unchanged records: what the saved model prevents"
+
+
+def test_pairs_scored_slice_by_slice_decide_as_all_at_once(matched, tmp_path, monkeypatch):
+    """The pairs are compared, scored and decided in slices of records: with slices of
+    a hundred pairs, a new fit on the same night gives the same model and every link the
+    same (person, status, probability, reasons and a review's candidates) as one slice."""
+    import shutil
+
+    import matching.linker
+
+    _county, shared, first = matched
+    stage = Stage(shutil.copytree(shared.root, tmp_path / "stage"))
+    monkeypatch.setattr(matching.linker, "CHUNK_PAIRS", 100)
+    sliced = match_stage(stage, AS_OF, full=True, refit=True)
+    assert sliced.result.pairs_compared > 20 * 100, "many slices"
+    import numpy as np
+
+    assert sliced.result.model.m.keys() == first.result.model.m.keys()
+    for name, m in first.result.model.m.items():  # EM sums its patterns in any order
+        np.testing.assert_allclose(sliced.result.model.m[name], m, rtol=1e-9, err_msg=name)
+    keys = ["source", "source_record_id"]
+    ours, theirs = sliced.links.sort(keys), first.links.sort(keys)
+    np.testing.assert_allclose(ours["match_probability"], theirs["match_probability"], rtol=1e-9)
+    assert ours.drop("match_probability").equals(theirs.drop("match_probability"))
