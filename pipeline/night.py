@@ -36,14 +36,16 @@ LOCK_TIMEOUT = 30.0  # seconds a second run waits for the first before it gives 
 @dataclass
 class NightResult:
     """What each step of a night returned, and how long it took; ``None`` for a step
-    that did not run."""
+    that did not run. Of matching and the rules only their accounts (``summary()``) are
+    kept: their frames are on the stage, and holding them would carry a county's links
+    and records through the load."""
 
     as_of: date
     url: str
     outbox: Path
     ingested: Any = None
-    matched: Any = None
-    flagged: Any = None
+    matched: dict | None = None
+    flagged: dict | None = None
     loaded: Any = None
     written: list[Path] | None = None
     report: Path | None = None  # the night's page (outbox/<D>/report.html)
@@ -172,8 +174,8 @@ def run_night(
         try:
             step("extract+validate", "ingested", lambda: ingest(inbox, as_of, stage_dir, hr_url, on_step=on_step))
             _register_or_stop(result, stage_dir, as_of)
-            step("match", "matched", lambda: steps.match(stage_dir, as_of, full=full))
-            step("rules", "flagged", lambda: steps.flag(stage_dir, as_of))
+            step("match", "matched", lambda: steps.match(stage_dir, as_of, full=full).summary())
+            step("rules", "flagged", lambda: steps.flag(stage_dir, as_of).summary())
             step("load", "loaded", lambda: steps.load(eng, stage_dir, as_of, demo=demo, rekey=rekey, full=full))
             step("publish", "written", lambda: steps.publish(stage_dir, outbox, as_of, on_step))
         except GuardlineError as exc:
@@ -217,7 +219,7 @@ def audit(result: NightResult, stage_dir: Path) -> dict:
     summaries: dict[str, dict[str, dict]] = {}
     for name, done in (("match", result.matched), ("rules", result.flagged)):
         if done is not None:
-            summaries[name] = {"": done.summary()}
+            summaries[name] = {"": done}
     if result.loaded is not None:
         summaries["load"] = {"*": result.loaded.summary()}
     failed = result.ingested.summary()["failed_sources"] if result.ingested is not None else {}

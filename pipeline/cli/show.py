@@ -83,10 +83,10 @@ def print_night(result) -> None:
         "extract+validate": ingested
         and f"{sum(s.total('rows_read') for s in ingested.sources):,} rows read, "
         f"{len(ingested.failed)} sources with refusals",
-        "match": matched and ", ".join(f"{k} {v:,}" for k, v in sorted(matched.counts().items())),
+        "match": matched and ", ".join(f"{k} {v:,}" for k, v in sorted(matched["links"].items())),
         "rules": flagged
-        and ", ".join(f"{r} {n:,}" for r, n in flagged.by_rule().items())
-        + f"; {flagged.households:,} households to visit, {flagged.exits.height:,} exit candidates",
+        and ", ".join(f"{r} {n:,}" for r, n in flagged["flags"].items())
+        + f"; {flagged['households']:,} households to visit, {flagged['exit_candidates']:,} exit candidates",
         "load": loaded
         and f"{loaded.rows.get('record_links', 0):,} links, {loaded.rows.get('flags', 0):,} flags "
         f"into {result.url.split('@')[-1]}",
