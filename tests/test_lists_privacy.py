@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import zipfile
 from datetime import date
 
@@ -176,6 +178,17 @@ def test_masks_keep_what_the_contract_says():
     out = frame.select(mask_id(pl.col("id")), mask_phone(pl.col("phone")))
     assert out.row(0) == ("433124********1234", "138****5678")
     assert out.row(1) == (None, None)
+
+
+@pytest.mark.parametrize("key", [b"k" * 16, b"a key longer than SHA-256's block " * 3, "钥匙-0123456789abcdef".encode()])
+def test_a_pseudonym_is_the_hmac_sha256_of_its_domain_and_value_in_letters(key):
+    values = ["433124197001011234", "黄小明", "", "hi:2026:000001"]
+    letters = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+    for domain in ("", "record:"):
+        expected = [
+            hmac.new(key, (domain + v).encode(), hashlib.sha256).hexdigest()[:20].translate(letters) for v in values
+        ]
+        assert pseudonyms(pl.Series(values), key, domain).to_list() == expected
 
 
 def test_pseudonyms_are_keyed_and_stable(monkeypatch):

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+from typing import Any
 
 import polars as pl
 
@@ -80,7 +81,20 @@ def mask_phone(expr: pl.Expr) -> pl.Expr:
 
 # A pseudonym is written in letters only (the hex digits 0-f as a-p), so that no pseudonym
 # can ever read as, or be mistaken for, an ID or a phone number.
-_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+_HEX, _LETTERS = list("0123456789abcdef"), list("abcdefghijklmnop")
+_BLOCK = 64  # SHA-256's block size, the length HMAC pads its key to (RFC 2104)
+
+
+def _hmac_states(key: bytes, prefix: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256's inner hash with the key and ``prefix`` already absorbed, and its outer
+    hash with the key: each value then costs two copies and two updates rather than a new
+    HMAC object (about half the time per value, the load's costliest column)."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + prefix)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    return inner, outer
 
 
 def pseudonyms(values: pl.Series, key: bytes, domain: str = "") -> pl.Series:
@@ -88,11 +102,17 @@ def pseudonyms(values: pl.Series, key: bytes, domain: str = "") -> pl.Series:
     pseudonym under the same key. Computed once per distinct value. ``domain`` keeps
     pseudonyms of different kinds apart (a record's from a person's)."""
     unique = values.drop_nulls().unique()
-    table = {
-        v: hmac.new(key, (domain + v).encode(), hashlib.sha256).hexdigest()[:20].translate(_LETTERS)
-        for v in unique.to_list()
-    }
-    return values.replace_strict(table, default=None, return_dtype=pl.String)
+    inner, outer = _hmac_states(key, domain.encode())
+
+    def digest(value: bytes) -> str:
+        i, o = inner.copy(), outer.copy()
+        i.update(value)
+        o.update(i.digest())
+        return o.hexdigest()
+
+    hexes = pl.Series([digest(v) for v in unique.cast(pl.Binary).to_list()], dtype=pl.String)
+    letters = hexes.str.slice(0, 20).str.replace_many(_HEX, _LETTERS)
+    return values.replace_strict(unique, letters, default=None, return_dtype=pl.String)
 
 
 RECORD = "record:"
