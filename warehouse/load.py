@@ -11,6 +11,7 @@ PostgreSQL takes binary COPY encoded from Arrow (pgpq) — never row by row.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import time
 import uuid
@@ -64,7 +65,9 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> in
     raw = conn.connection.driver_connection
     cols = ", ".join(frame.columns)
     if conn.dialect.name == "duckdb":
-        arrow = frame.to_arrow()
+        # Arrow's string views are polars' own layout: no copy of the text on the way in
+        # (the default, large strings, rewrites every string column: 3x a links frame).
+        arrow = frame.to_arrow(compat_level=pl.CompatLevel.newest())
         raw.register("__incoming", arrow)
         try:
             raw.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM __incoming")
@@ -118,18 +121,26 @@ def wire_frame(table: sa.Table, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.cast({c: wire(table.c[c]) for c in frame.columns})
 
 
+COPY_ROWS = 65_536  # rows per Arrow batch of a binary COPY
+
+
 def copy_binary(cursor: Any, target: str, frame: pl.DataFrame) -> None:
     """COPY ``frame`` into ``target`` in PostgreSQL's binary format, encoded from Arrow by
-    record batch (no Python object per value)."""
+    record batch (no Python object per value). Each slice of the frame becomes Arrow on
+    its own: the encoder takes large strings, not polars' string views, and converting
+    the whole frame at once would hold a copy of all its text."""
     from pgpq import ArrowToPostgresBinaryEncoder
 
-    arrow = frame.to_arrow()
-    encoder = ArrowToPostgresBinaryEncoder(arrow.schema)
+    encoder = None
     with cursor.copy(f"COPY {target} ({', '.join(frame.columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.write(encoder.write_header())
-        for batch in arrow.to_batches(max_chunksize=65_536):
-            copy.write(encoder.write_batch(batch))
-        copy.write(encoder.finish())
+        for piece in frame.iter_slices(COPY_ROWS):
+            for batch in piece.to_arrow().to_batches():
+                if encoder is None:
+                    encoder = ArrowToPostgresBinaryEncoder(batch.schema)
+                    copy.write(encoder.write_header())
+                copy.write(encoder.write_batch(batch))
+        if encoder is not None:
+            copy.write(encoder.finish())
 
 
 def _replace(
@@ -194,42 +205,46 @@ def record_run(eng: sa.Engine, as_of: date, counts: dict, started_at: datetime) 
     return run_id
 
 
-def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> dict[str, pl.DataFrame]:
-    """What one county's stage contributes to the warehouse for the night ``as_of``."""
+def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> Iterator[tuple[str, pl.DataFrame]]:
+    """What one county's stage contributes to the warehouse for the night ``as_of``, table
+    by table in the order they are written: each frame is built when its table's turn
+    comes and let go once it is written (a county's records and links are the two largest,
+    and holding every table's frame until the end doubled the load's memory). The first,
+    the households, names the county's code; an incomplete night is refused before it."""
     register = stage.records("registry", as_of)
     if register is None:
         raise GuardlineError(f"no register staged by {as_of} in {stage.root}: run `guardline ingest` first")
-    links, flags = stage.nightly("links", as_of), stage.nightly("flags", as_of)
-    if links is None or flags is None:
+    if any(as_of not in stage.nights(kind) for kind in ("links", "flags")):
         raise GuardlineError(
             f"the night of {as_of} is not complete in {stage.root}: run match and flag first"
         )
-    exits = stage.nightly("exit", as_of)
-    decisions = stage.decisions(as_of)
-    visits = stage.visits(as_of)
-    flags = apply_visits(flags, visits, Catalogue.load(), VisitConfig.load(), as_of, links)
+    yield "households", head_rows(register).with_columns(
+        mask_phone(pl.col("phone")).alias("phone_masked"),
+        pl.lit(county_code(register, county)).alias("county_code"),
+    )
+    yield "persons", register.with_columns(mask_id(pl.col("id_number")).alias("id_masked"))
+    del register
     records = staged_records(stage, as_of)
-    if records.height:
-        links = links.join(
-            records.select("source", "source_record_id", "event_date", "amount"),
-            on=["source", "source_record_id"],
-            how="left",
-        )
-    return {
-        "households": head_rows(register).with_columns(
-            mask_phone(pl.col("phone")).alias("phone_masked"),
-            pl.lit(county_code(register, county)).alias("county_code"),
-        ),
-        "persons": register.with_columns(mask_id(pl.col("id_number")).alias("id_masked")),
-        "record_links": links,  # pseudonyms added to the rows written (_pseudonymised)
-        "flags": flags.with_columns(pseudonymous_evidence(flags["evidence"], key)),
-        "exit_candidates": exits if exits is not None else pl.DataFrame(),
-        "processed_files": stage.ledger(),
-        "source_records": records.drop("amount", strict=False),
-        "quarantine": stage.quarantine(),
-        "review_decisions": decisions if decisions is not None else pl.DataFrame(),
-        "visits": visits if visits is not None else pl.DataFrame(),
-    }
+    dated = records.select("source", "source_record_id", "event_date", "amount") if records.height else None
+    yield "source_records", records.drop("amount", strict=False)
+    del records
+    links = stage.nightly("links", as_of)
+    visits = stage.visits(as_of)
+    flags = apply_visits(stage.nightly("flags", as_of), visits, Catalogue.load(), VisitConfig.load(), as_of, links)
+    if dated is not None:
+        links = links.join(dated, on=["source", "source_record_id"], how="left")
+    del dated
+    yield "record_links", links  # pseudonyms added to the rows written (_pseudonymised)
+    del links
+    yield "flags", flags.with_columns(pseudonymous_evidence(flags["evidence"], key))
+    del flags
+    exits = stage.nightly("exit", as_of)
+    yield "exit_candidates", exits if exits is not None else pl.DataFrame()
+    yield "processed_files", stage.ledger()
+    yield "quarantine", stage.quarantine()
+    decisions = stage.decisions(as_of)
+    yield "review_decisions", decisions if decisions is not None else pl.DataFrame()
+    yield "visits", visits if visits is not None else pl.DataFrame()
 
 
 def _pseudonymised(table: str, rows: pl.DataFrame, key: bytes) -> pl.DataFrame:
@@ -423,15 +438,13 @@ def load_night(
     started = time.perf_counter()
     key = pseudonym_key(demo)
     frames = _night_frames(stage, as_of, key, county)
-    code = frames["households"]["county_code"].first() if frames["households"].height else None
+    first = next(frames)
+    tables = itertools.chain([first], frames)
+    code = first[1]["county_code"].first() if first[1].height else None
     if not code:
         raise GuardlineError(
             f"cannot tell the county of {stage.root}: its register holds no 6-digit area code"
         )
-    frames = {
-        name: frame.with_columns(pl.lit(code).alias("county_code")) if frame.height else frame
-        for name, frame in frames.items()
-    }
     hook = on_step or (lambda _step: None)
     upgrade(eng)
     result = LoadResult()
@@ -443,25 +456,27 @@ def load_night(
         latest = _latest_night(conn, as_of, code)
         trusted = not full and account is not None and _fingerprint(conn, code) == account[0]
         before = account[1] if trusted else {}
-        for name, frame in frames.items():
+        del first  # the households' frame travels on in the chain alone
+        for name, frame in tables:
             table = schema.metadata.tables[name]
+            frame = frame.with_columns(pl.lit(code).alias("county_code")) if frame.height else frame
             if name in NIGHT_SCOPED:
                 hook(f"load:{name}")
                 night = sa.and_(_mine(table, code), table.c.as_of_date == as_of)
                 deleted = conn.execute(table.delete().where(night)).rowcount or 0
                 result.rows[name] = bulk_insert(conn, table, frame)
                 result.changed[name] = deleted + result.rows[name]
-                continue
-            if latest > as_of:  # the state of a later night stays: its account too
+            elif latest > as_of:  # the state of a later night stays: its account too
                 if name in before:
                     written[name] = before[name]
-                continue
-            hook(f"load:{name}")
-            account, result.rows[name], result.changed[name] = _load_state(
-                conn, table, frame, code, before.get(name), key
-            )
-            if account.height:
-                written[name] = account
+            else:
+                hook(f"load:{name}")
+                account, result.rows[name], result.changed[name] = _load_state(
+                    conn, table, frame, code, before.get(name), key
+                )
+                if account.height:
+                    written[name] = account
+            del frame  # let go before the next table's frame is built
         fingerprint = delta.fingerprint(written)
         _keep_fingerprint(conn, code, fingerprint)
     stage.save_load_account(fingerprint, written)
