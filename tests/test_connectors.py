@@ -199,6 +199,26 @@ def test_xlsx_title_rows_numeric_ids_and_every_date_form(tmp_path):
     assert frame["__problems"].list.len().sum() == 0
 
 
+def test_xlsx_rows_of_only_spaces_are_left_out_and_the_rest_keep_their_sheet_row(tmp_path):
+    import openpyxl
+
+    from connectors import civil_affairs
+    from connectors.readers.batch import ID_CELL, ROW
+
+    sheet = openpyxl.load_workbook(handmade.write_civil(tmp_path / "first")).active
+    rows = [list(r) for r in sheet.iter_rows(min_row=3, values_only=True)]
+    width = len(handmade.CIVIL_HEADER)
+    spaces = [" ", "\u3000", "\u2003", "\t", None, ""] * width
+    beyond = [None] * width + ["备注: 已核实"]  # text only in a column the contract does not name
+    path = handmade.write_civil(tmp_path / "civil_affairs", rows=[rows[0], spaces[:width], rows[1], beyond, *rows[2:]])
+    batch = readers.read_file(civil_affairs.SOURCE, path, "civil_affairs/m.xlsx")
+    # Title row 1, header row 2: the rows are 3, (4 blank), 5, 6, 7, ...
+    assert batch.frame[ROW].to_list() == [3, 5, 6, *range(7, 7 + len(rows) - 2)]
+    assert batch.frame.row(2, named=True)["name"] is None, "the row with text beyond the columns is kept"
+    id_cells = dict(zip(batch.frame[ROW], batch.frame[ID_CELL], strict=True))
+    assert id_cells[3] is False and id_cells[5] is True and id_cells[6] is None, "text, number, empty ID cell"
+
+
 def test_a_row_that_cannot_be_read_is_quarantined_with_file_row_field_and_raw(tmp_path):
     inbox = tmp_path / "inbox"
     # Twenty ordinary rows, so that two bad ones are rows to set aside, not a broken batch.

@@ -13,7 +13,7 @@ import polars as pl
 
 from connectors.readers.batch import ID_CELL, ROW, RawBatch, fingerprint
 from connectors.readers.bounds import check_xlsx_bounds
-from connectors.readers.header import locate_header
+from connectors.readers.header import HEADER_SEARCH_ROWS, locate_header
 from connectors.spec import Source
 from guardline.errors import DeliveryError
 
@@ -38,32 +38,53 @@ def cell_text(value: object) -> str | None:
     return str(value)
 
 
-def _frame(
-    rows: list[list[str | None]],
-    numbers: list[int],
-    positions: dict[int, str],
-    source: Source,
-    id_cells: list[bool | None],
-) -> pl.DataFrame:
-    data = {name: [r[j] if j < len(r) else None for r in rows] for j, name in positions.items()}
-    for c in source.columns:  # optional columns a delivery left out
-        data.setdefault(c.name, [None] * len(rows))
-    return pl.DataFrame(
-        {ROW: numbers, **data, ID_CELL: id_cells},
-        schema={ROW: pl.Int64, **{c.name: pl.String for c in source.columns}, ID_CELL: pl.Boolean},
+# What Python's str.strip() removes (a row of only such cells is blank): polars' own
+# strip keeps the information separators U+001C-U+001F, which Python counts as space.
+_SPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+
+
+def column_text(values: list[object]) -> pl.Series:
+    """A column of cells as :func:`cell_text` reads each. A column of text cells — most of
+    any delivery — becomes a Series in one step; only a column holding numbers, dates or
+    booleans is rendered cell by cell."""
+    if set(map(type, values)) <= {str, type(None)}:
+        return pl.Series(values, dtype=pl.String).replace("", None)
+    return pl.Series([cell_text(v) for v in values], dtype=pl.String)
+
+
+def _id_cells(values: list[object]) -> pl.Series:
+    """Per row, whether the person's ID was a number cell (Excel keeps 15 significant
+    digits of one: an 18-digit ID in it is rounded), a text cell, or empty."""
+    return pl.Series(
+        [
+            None if v is None or v == "" else isinstance(v, int | float) and not isinstance(v, bool)
+            for v in values
+        ],
+        dtype=pl.Boolean,
     )
 
 
-def _id_cells(raw: list[list[object]], positions: dict[int, str], source: Source) -> list[bool | None]:
-    """Per row, whether the person's ID was a number cell (Excel keeps 15 significant
-    digits of one: an 18-digit ID in it is rounded), a text cell, or empty."""
-    column = next((j for j, name in positions.items() if name == source.identity.id_number), None)
-    out: list[bool | None] = []
-    for r in raw:
-        value = r[column] if column is not None and column < len(r) else None
-        empty = value is None or value == ""
-        out.append(None if empty else isinstance(value, int | float) and not isinstance(value, bool))
-    return out
+def _body(raw: list[list[object]], first: int, positions: dict[int, str], source: Source) -> pl.DataFrame:
+    """The rows below the header (``raw[first:]``, sheet row ``first + 1`` on) as the
+    source's columns of text, built column by column; a row with no text in any cell,
+    read or ignored, is left out."""
+    rows = raw[first:]
+    width = max(map(len, rows), default=0)
+    columns = [column_text([r[j] if j < len(r) else None for r in rows]) for j in range(width)]
+    data = {name: columns[j] for j, name in positions.items()}
+    id_column = next((j for j, name in positions.items() if name == source.identity.id_number), None)
+    ids = [r[id_column] if id_column < len(r) else None for r in rows] if id_column is not None else [None] * len(rows)
+    filled = pl.Series([False] * len(rows), dtype=pl.Boolean)
+    for column in columns:
+        filled |= column.str.strip_chars(_SPACE).fill_null("") != ""
+    frame = pl.DataFrame(
+        {
+            ROW: pl.int_range(first + 1, first + 1 + len(rows), dtype=pl.Int64, eager=True),
+            **{c.name: data.get(c.name, pl.Series([None] * len(rows), dtype=pl.String)) for c in source.columns},
+            ID_CELL: _id_cells(ids),
+        }
+    )
+    return frame.filter(filled)
 
 
 def read_xlsx(source: Source, path: Path, file: str) -> RawBatch:
@@ -88,28 +109,23 @@ def read_xlsx(source: Source, path: Path, file: str) -> RawBatch:
             raw = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
         except (CalamineError, ValueError) as exc:
             raise DeliveryError(file, f"sheet {name!r} cannot be read ({exc})") from None
-        rows = [[cell_text(v) for v in r] for r in raw]
+        head = [[cell_text(v) for v in r] for r in raw[:HEADER_SEARCH_ROWS]]
         try:
-            header_index, positions, header_warnings = locate_header(rows, source, file)
+            header_index, positions, header_warnings = locate_header(head, source, file)
         except DeliveryError as exc:
             last_error = exc
             continue
         if source.sheet and name != source.sheet:
             warnings.append(f"no sheet {source.sheet!r}; read sheet {name!r}")
-        body, numbers, values = [], [], []
-        for n, (r, v) in enumerate(zip(rows[header_index + 1 :], raw[header_index + 1 :], strict=True), start=header_index + 2):
-            if any(c is not None and str(c).strip() for c in r):
-                body.append(r)
-                numbers.append(n)
-                values.append(v)
-        if not body:
+        body = _body(raw, header_index + 1, positions, source)
+        if body.height == 0:
             raise DeliveryError(file, f"sheet {name!r} has a header but no rows")
         return RawBatch(
             source.name,
             file,
             fingerprint(data),
             len(data),
-            _frame(body, numbers, positions, source, _id_cells(values, positions, source)),
+            body,
             header_index + 1,
             warnings + header_warnings,
         )
