@@ -43,7 +43,7 @@ def share_keys(left: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     """Per prepared record, its group under each ``shares`` rule (null outside the rule)."""
     out = left.select(KEYS)
     for i, rule in enumerate(r for r in settings.blocking if r.shares):
-        member = rule_records(left, rule).select(*KEYS, pl.struct(rule.columns).hash(seed=3).alias(f"{SHARE}{i}"))
+        member = rule_records(left, rule, *KEYS).select(*KEYS, pl.struct(rule.columns).hash(seed=3).alias(f"{SHARE}{i}"))
         out = out.join(member, on=KEYS, how="left")
     return out
 
