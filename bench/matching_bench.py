@@ -235,7 +235,7 @@ def scale_data(n: int, seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame, np.nd
     and Excel-mangled IDs, blank IDs, homophones, dropped characters, short village names."""
     import polars as pl
 
-    from matching.normalise import id_columns, id_derived, normalise_names, place_key
+    from matching.normalise import normalise_names, place_key, with_id_columns
     from matching.prepare import HEAD, _keys
 
     rng = np.random.default_rng(seed)
@@ -321,13 +321,13 @@ def scale_data(n: int, seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame, np.nd
             "township_raw": rec_township,
         }
     )
-    right = register.with_columns(id_columns(pl.col("id_number"))).with_columns(id_derived())
+    right = with_id_columns(register, "id_number")
     right = normalise_names(right, "name").with_columns(
         place_key(pl.col("township")).alias("township_key"),
         place_key(pl.col("village")).alias("village_key"),
         pl.col("id_sex").alias("sex"),
     )
-    left = records.with_columns(id_columns(pl.col("id_raw"))).with_columns(id_derived())
+    left = with_id_columns(records, "id_raw")
     left = normalise_names(left, "name_raw").with_columns(
         place_key(pl.col("township_raw")).alias("township_key"),
         place_key(pl.col("village_raw")).alias("village_key"),

@@ -10,7 +10,7 @@ import polars as pl
 from connectors.readers.batch import ID_CELL
 from connectors.sources import BY_STAGE_NAME, RECORD_STAGES
 from connectors.spec import Source
-from matching.normalise import id_columns, id_derived, normalise_names, phone, place_key, places_in
+from matching.normalise import normalise_names, phone, place_key, places_in, with_id_columns
 from staging.stage import Stage
 
 RECORD_KEYS = ("source", "source_record_id")
@@ -62,7 +62,7 @@ def register_frame(persons: pl.DataFrame) -> pl.DataFrame:
         pl.col("household_size").cast(pl.Int64, strict=False),
         id_cell(persons),
     )
-    frame = frame.with_columns(id_columns(pl.col("id_number"), pl.col(ID_CELL))).with_columns(id_derived())
+    frame = with_id_columns(frame, "id_number", ID_CELL)
     frame = normalise_names(frame, "name")
     frame = frame.with_columns(
         place_key(pl.col("township")).alias("township_key"),
@@ -156,7 +156,7 @@ def records_frame(
     if not frames:
         return pl.DataFrame()
     frame = pl.concat(frames, how="vertical_relaxed")
-    frame = frame.with_columns(id_columns(pl.col("id_raw"), pl.col(ID_CELL))).with_columns(id_derived())
+    frame = with_id_columns(frame, "id_raw", ID_CELL)
     frame = normalise_names(frame, "name_raw")
     frame = frame.with_columns(
         phone(pl.col("phone_raw")).alias("phone"),

@@ -13,7 +13,7 @@ from guardline.errors import GuardlineError
 from matching.blocking import LI, RI
 from matching.comparisons import KINDS, MISSING
 from matching.evaluate import link_metrics, read_truth
-from matching.normalise import id_columns, id_derived, normalise_names, phone, place_key
+from matching.normalise import normalise_names, phone, place_key, with_id_columns
 from matching.run import match_stage
 from matching.settings import Settings
 from staging.stage import Stage
@@ -34,7 +34,7 @@ def test_id_numbers_as_departments_mangle_them():
         "433124197605060000",
         "",
     ]
-    out = pl.DataFrame({"id": raw}).with_columns(id_columns(pl.col("id"))).with_columns(id_derived())
+    out = with_id_columns(pl.DataFrame({"id": raw}), "id")
     rows = out.rows(named=True)
     assert [r["id_kind"] for r in rows] == [
         "valid",
@@ -72,7 +72,7 @@ def test_an_excel_number_stands_for_the_range_it_was_rounded_from():
         {"id": [kept, typo_000, typo_000, "4.33124199003246E+17"], "cell": [True, False, None, None]},
         schema={"id": pl.String, "cell": pl.Boolean},
     )
-    out = cells.with_columns(id_columns(pl.col("id"), pl.col("cell"))).rows(named=True)
+    out = with_id_columns(cells, "id", "cell").rows(named=True)
     assert [r["id_kind"] for r in out] == ["excel", "invalid", "excel", "excel"]
     assert out[0]["id_prefix"] == "433124199003246" and not true_id.startswith(out[0]["id_prefix"])
     assert out[1]["id18"] == typo_000  # a text cell is compared as typed: one edit from its person
@@ -153,9 +153,7 @@ def test_two_valid_ids_apart_are_two_people_and_their_weight_is_set_not_fitted(t
     another = make_id("433124", date(1995, 11, 23), 2)
     garbled = own[:15] + ("9" if own[15] != "9" else "8") + own[16] + ("0" if own[17] != "0" else "1")
     one_edit = own[:17] + ("0" if own[17] != "0" else "1")
-    frame = pl.DataFrame({"r": [own, another, garbled, one_edit, ""]}).with_columns(
-        id_columns(pl.col("r"))
-    ).with_columns(id_derived())
+    frame = with_id_columns(pl.DataFrame({"r": [own, another, garbled, one_edit, ""]}), "r")
     person = frame.row(0, named=True)
     pairs = pl.DataFrame(
         {
