@@ -5,7 +5,7 @@ Usage: python bench/night_bench.py [households]        (default 100,000)
 Generates the county once (``bench/out/county_<N>/``, several minutes at 100,000
 households), then runs ``guardline run`` on a copy of its inbox, each night in a fresh
 process on the embedded warehouse, and prints wall time and peak memory (the process's
-maximum resident set, from the kernel) of:
+maximum resident set, from the kernel: the largest of its steps' peaks) of:
 
 1. the first night (every record new);
 2. the next night with nothing new delivered (its windows still move);
@@ -62,7 +62,11 @@ def night(home: Path, as_of: date, full: bool = False) -> tuple[float, float]:
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 3):
         raise SystemExit(f"guardline run --as-of {as_of} ended {code}: {child.stderr.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    # The night resets the kernel's high-water mark at each step (to measure each step's
+    # own peak), and that mark is what the child's ru_maxrss reports at exit: the last
+    # step's peak, not the night's. The night's is the largest of its steps' and that.
+    steps_mib = _audit(home, as_of)["peak_mib"].values()
+    return seconds, max(usage.ru_maxrss / 1024, *steps_mib)
 
 
 def _csv_day(month: Path, as_of: date, key: str, encoding: str) -> int:
@@ -94,11 +98,16 @@ def _xlsx_day(month: Path, as_of: date, column: str) -> int:
     return keep
 
 
-def steps(home: Path, as_of: date) -> str:
-    """The night's seconds and peak memory per step, from its run audit in the stage."""
+def _audit(home: Path, as_of: date) -> dict:
+    """The night's run audit in the stage."""
     import json
 
-    run = json.loads((home / "stage" / "runs" / f"{as_of.isoformat()}.json").read_text("utf-8"))
+    return json.loads((home / "stage" / "runs" / f"{as_of.isoformat()}.json").read_text("utf-8"))
+
+
+def steps(home: Path, as_of: date) -> str:
+    """The night's seconds and peak memory per step, from its run audit in the stage."""
+    run = _audit(home, as_of)
     night = next(iter(run["counties"].values()), {})
     scored = f"; {night['scored']:,} records scored, {night['carried']:,} links carried" if "scored" in night else ""
     return ", ".join(
