@@ -104,6 +104,21 @@ def test_loading_a_night_twice_leaves_every_table_identical(night, warehouse):
     assert len(audit) == 2 and all(r.code_version and '"matched": 1' in r.counts for r in audit)
 
 
+@pytest.mark.parametrize("missing", ["links", "flags"])
+def test_a_night_not_matched_or_flagged_is_refused_before_anything_is_written(night, tmp_path, missing):
+    import shutil
+
+    from guardline.errors import GuardlineError
+
+    stage = Stage(shutil.copytree(night.root, tmp_path / "stage"))
+    stage.layout.nightly(missing, AS_OF).unlink()
+    eng = engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    with pytest.raises(GuardlineError, match="not complete"):
+        load_night(eng, stage, AS_OF, demo=True)
+    assert sa.inspect(eng).get_table_names() == [], "refused before the warehouse was touched"
+    eng.dispose()
+
+
 def test_a_failed_load_leaves_the_previous_state(night, warehouse, monkeypatch):
     load_night(warehouse, night, AS_OF, demo=True)
     before = _digest(warehouse)
