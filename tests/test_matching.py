@@ -419,6 +419,35 @@ def test_a_spouse_named_as_head_links_the_spouse_and_so_the_household(matched):
     assert set(got["relation"]) == {"配偶"}
 
 
+def test_an_explanation_names_each_comparisons_level_and_weight_row_by_row(matched):
+    from matching.assign import with_explanation
+    from matching.compare import gamma_name
+
+    model = matched[2].result.model
+    comparisons = model.settings.comparisons
+    n = 60
+    # Levels and weights that recur (the words are written once per distinct pair and
+    # joined back): every row must still get its own. Weights two decimals off a tie.
+    levels = {c.name: [MISSING if (i + j) % 7 == 0 else (i * (j + 1)) % len(c.levels) for i in range(n)] for j, c in enumerate(comparisons)}
+    weights = {c.name: [((i * 37 + j * 11) % 300 - 150) / 10 + (0.04 if i % 2 else -0.03) for i in range(n)] for j, c in enumerate(comparisons)}
+    probability = [(i * 7919 % 100_000) / 100_000 + 0.000001 for i in range(n)]
+    pairs = pl.DataFrame(
+        {
+            **{gamma_name(c): pl.Series(levels[c.name], dtype=pl.Int8) for c in comparisons},
+            **{f"w_{c.name}": weights[c.name] for c in comparisons},
+            "match_probability": probability,
+        }
+    )
+
+    def words(c, i: int) -> str:
+        level = levels[c.name][i]
+        w = f"{round(weights[c.name][i], 1)}"
+        return f"{c.name} {'missing' if level == MISSING else c.levels[level]} {w if w.startswith('-') else '+' + w}"
+
+    expected = [" · ".join(words(c, i) for c in comparisons) + f" → {round(probability[i], 4)}" for i in range(n)]
+    assert with_explanation(pairs, model)["explanation"].to_list() == expected
+
+
 def test_every_decision_explains_itself(matched):
     _, _, result = matched
     links = result.links
