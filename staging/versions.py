@@ -42,12 +42,18 @@ def merge_versions(
     before its own rows (unstamped)."""
     incoming = incoming.with_row_index(_SEQ).with_columns(pl.col(_SEQ).cast(pl.Int64))
     frames = [incoming]
+    untouched = None
     if current is not None and current.height:
         # A column the earlier versions lack (kept only since a later release) is null there.
         columns = [
             pl.col(c) if c in current.columns else pl.lit(None, incoming.schema[c]).alias(c)
             for c in incoming.columns[1:]
         ]
+        # Only the records tonight's rows name are compared; the others pass as they are
+        # (a day's rows against a year's records: the year was hashed and sorted each night).
+        keys = incoming.select("source_record_id").unique()
+        untouched = current.join(keys, on="source_record_id", how="anti").select(columns)
+        current = current.join(keys, on="source_record_id", how="semi")
         frames.insert(0, current.select(columns).with_columns(pl.lit(-1, pl.Int64).alias(_SEQ)))
     both = pl.concat(frames, how="diagonal_relaxed").sort("source_record_id", _SEQ, maintain_order=True)
     digest = pl.struct(values).hash(seed=7)
@@ -68,6 +74,8 @@ def merge_versions(
     )
     helpers = [_SEQ, "__digest", "__duplicate", "__superseded", "__replaced"]
     records = kept.filter(~pl.col("__superseded")).drop(helpers)
+    if untouched is not None and untouched.height:
+        records = pl.concat([untouched, records], how="vertical_relaxed")
     added = (
         kept.filter(pl.col(_SEQ) >= 0)
         .sort(_SEQ)

@@ -57,6 +57,17 @@ def test_versions_staged_before_a_column_existed_merge_with_the_new_rows():
     assert merged.added["source_record_id"].to_list() == ["b"]
 
 
+def test_records_tonight_does_not_name_pass_through_a_merge_as_they_were():
+    seen = as_of(merge_versions(None, _rows(["a", "b", "z"], [1, 1, 9], "f1"), ["v"], D, 0).added, D)
+    tonight = _rows(["b", "c"], [2, 5], "f2").with_columns(pl.lit(True).alias("id_cell"))
+    merged = merge_versions(seen, tonight, ["v"], D + timedelta(days=1), 3)
+    got = merged.records.select("source_record_id", "v", "file", "id_cell").rows()
+    # a and z untouched (from f1, no id_cell: staged before the column), b superseded, c new
+    assert got == [("a", 1, "f1", None), ("b", 2, "f2", True), ("c", 5, "f2", True), ("z", 9, "f1", None)]
+    assert merged.added["source_record_id"].to_list() == ["b", "c"]
+    assert merged.outcome.select("duplicate", "superseded", "replaced").rows() == [(False, False, True), (False, False, False)]
+
+
 def test_a_snapshot_night_sees_the_latest_whole_delivery_only():
     first = merge_versions(None, _rows(["p1", "p2"], [1, 1], "r1"), ["v"], D, 0).added
     second = merge_versions(None, _rows(["p1"], [1], "r2"), ["v"], D + timedelta(days=1), 2).added
