@@ -29,6 +29,25 @@ COUNTIES = {
         County("433125", "保靖县"),
         County("433126", "古丈县"),
         County("433127", "永顺县"),
+        # The rest of 湘西 and its neighbours in 张家界, 怀化 and 邵阳: enough for a
+        # province of twenty counties (bench/province_bench.py).
+        County("433101", "吉首市"),
+        County("433122", "泸溪县"),
+        County("433123", "凤凰县"),
+        County("433130", "龙山县"),
+        County("430821", "慈利县"),
+        County("430822", "桑植县"),
+        County("431221", "中方县"),
+        County("431222", "沅陵县"),
+        County("431223", "辰溪县"),
+        County("431224", "溆浦县"),
+        County("431225", "会同县"),
+        County("431226", "麻阳苗族自治县"),
+        County("431227", "新晃侗族自治县"),
+        County("431228", "芷江侗族自治县"),
+        County("431229", "靖州苗族侗族自治县"),
+        County("431230", "通道侗族自治县"),
+        County("430529", "城步苗族自治县"),
     )
 }
 DEFAULT_COUNTY = COUNTIES["433124"]
