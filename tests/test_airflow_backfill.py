@@ -78,6 +78,7 @@ def test_a_backfill_of_three_nights_flags_them_in_order_as_on_time(
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{metadata_db}",
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "pipeline.celery_config.CELERY_CONFIG",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
@@ -146,6 +147,9 @@ def test_a_backfill_of_three_nights_flags_them_in_order_as_on_time(
             spans.iter_rows(named=True), list(spans.iter_rows(named=True))[1:], strict=False
         ):
             assert after["first"] >= before["last"], (before, after)
+        # The worker imported Great Expectations once, for all its tasks.
+        worker_log = next(Path(env["AIRFLOW_HOME"]).glob("celery-*.log")).read_text()
+        assert "guardline: Great Expectations preloaded" in worker_log, worker_log[-2000:]
         # Each county's tasks ran on the Celery worker.
         done = read(metadata(env), "SELECT task_id, status FROM celery_taskmeta")
         assert (done["status"] == "SUCCESS").sum() >= 3 * (2 + 5 * len(HEALTHY))

@@ -84,6 +84,7 @@ def test_the_environment_the_dags_and_workers_need():
         assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
         assert "@airflow-db:5432/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         assert "@airflow-db:5432/airflow" in env["AIRFLOW__CELERY__RESULT_BACKEND"]
+        assert env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "pipeline.celery_config.CELERY_CONFIG"
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-api-server:8080/execution/"
         # The JWT secret is shared by every service and required: compose refuses to start without it.
         assert env["AIRFLOW__API_AUTH__JWT_SECRET"].startswith("${AIRFLOW_JWT_SECRET:?")
