@@ -47,10 +47,11 @@ test-scenarios: setup-all system-packages
 	$(UV) run --no-sync pytest -m scenario
 
 bench: $(UV)
-	$(UV) sync --frozen --compile-bytecode --group bench
+	$(UV) sync --frozen --compile-bytecode --group bench --extra airflow
 	$(UV) run --no-sync python bench/generate_bench.py
 	$(UV) run --no-sync python bench/ingest_bench.py
 	$(UV) run --no-sync python bench/matching_bench.py
 	$(UV) run --no-sync python bench/rules_bench.py
 	$(UV) run --no-sync python bench/warehouse_bench.py
 	$(UV) run --no-sync python bench/night_bench.py
+	$(UV) run --no-sync python bench/province_bench.py

@@ -1,5 +1,6 @@
-"""A real Airflow for the tests: its own metadata database on the local PostgreSQL, its
-own AIRFLOW_HOME, the project's dags/ folder, and the CLI run as users run it."""
+"""A real Airflow for the tests and the province bench: its own metadata database on the
+local PostgreSQL, its own AIRFLOW_HOME, the project's dags/ folder, and the CLI run as users
+run it."""
 
 from __future__ import annotations
 
@@ -104,9 +105,10 @@ def run_state(metadata_url: str, dag_id: str, logical: str | None = None, run_ty
 
 
 @contextmanager
-def services(env: dict[str, str], *commands: tuple[str, ...]) -> Iterator[None]:
-    """Airflow components (scheduler, api-server, worker, ...) running for the block; each
-    in its own process group, so that stopping it stops its children too."""
+def services(env: dict[str, str], *commands: tuple[str, ...]) -> Iterator[list[subprocess.Popen]]:
+    """Airflow components (scheduler, api-server, worker, ...) running for the block (their
+    processes, in the order given); each in its own process group, so that stopping it
+    stops its children too."""
     home = Path(env["AIRFLOW_HOME"])
     procs = []
     try:
@@ -122,7 +124,7 @@ def services(env: dict[str, str], *commands: tuple[str, ...]) -> Iterator[None]:
                     start_new_session=True,
                 )
             )
-        yield
+        yield procs
     finally:
         for p in procs:
             with suppress(ProcessLookupError):
