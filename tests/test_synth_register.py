@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from guardline import idnumber
 from synth.deliver_register import REGISTER_HEADER
@@ -117,20 +118,21 @@ def test_incomes_are_consistent(county):
     assert date.fromisoformat("2026-11-26").strftime("%Y%m%d") in _register(county)[0].name
 
 
-def test_another_county_has_its_own_name_and_keys(clean_county, tmp_path):
+@pytest.mark.parametrize(("code", "name"), [("433125", "保靖县"), ("431226", "麻阳苗族自治县")])
+def test_another_county_has_its_own_name_and_keys(clean_county, tmp_path, code, name):
     """Counties made with different codes can share a warehouse: nothing of theirs collides."""
     from synth.generate import generate
 
     other = generate(
-        tmp_path, households=60, seed=3, as_of=AS_OF, noise="clean", register_format="csv", county="433125"
+        tmp_path, households=60, seed=3, as_of=AS_OF, noise="clean", register_format="csv", county=code
     )
     _, rows = _register(other)
     _, first = _register(clean_county)
-    assert {r["县"] for r in rows} == {"保靖县"} and {r["县"] for r in first} == {"花垣县"}
-    assert all(r["户编号"].startswith("0433125") and r["人编号"].startswith("0433125") for r in rows)
+    assert {r["县"] for r in rows} == {name} and {r["县"] for r in first} == {"花垣县"}
+    assert all(r["户编号"].startswith(f"0{code}") and r["人编号"].startswith(f"0{code}") for r in rows)
     assert not {r["人编号"] for r in rows} & {r["人编号"] for r in first}
     assert not {r["证件号码"] for r in rows} & {r["证件号码"] for r in first}
     settlements = read_csv(sorted((tmp_path / "inbox" / "health_insurance").iterdir())[-1], "gbk")
-    assert all(r["结算流水号"].startswith("433125") for r in settlements)
+    assert all(r["结算流水号"].startswith(code) for r in settlements)
     manifest = (tmp_path / "truth" / "manifest.json").read_text(encoding="utf-8")
-    assert '"county": "433125"' in manifest
+    assert f'"county": "{code}"' in manifest
