@@ -24,7 +24,7 @@ def generate(
     noise: Annotated[str, typer.Option(help="Noise profile: default, clean, or a YAML file.")] = "default",
     register_format: Annotated[str, typer.Option(help="Register export as xlsx or csv.")] = "xlsx",
     county: Annotated[
-        str, typer.Option(help="County code: 433124 花垣县, or another of 湘西, 张家界 or 怀化 (the README lists the 21).")
+        str, typer.Option(help="County code: 433124 花垣县, or another of 湘西, 张家界, 怀化 or 邵阳 (the README lists the 21).")
     ] = "433124",
 ) -> None:
     """Write a synthetic county's deliveries (inbox/) and their ground truth (truth/)."""
