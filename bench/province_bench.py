@@ -56,11 +56,13 @@ from tests.airflow_env import (  # noqa: E402
     connection,
     free_port,
     fresh_database,
+    run_state,
     services,
 )
+from tests.airflow_province import MATCH_DAG, SYNC_DAGS, metadata, rows  # noqa: E402
 
-SOURCES = ("registry", "civil_affairs", "health_insurance", "emergency_management", "human_resources")
-MATCH_DAG = "guardline_match_and_flag"
+# Each sync DAG's source, to name its steps (``health_insurance.validate``).
+SOURCE_OF = {dag_id: source for source, dag_id in SYNC_DAGS.items()}
 
 
 def province(counties: int, households: int) -> Path:
@@ -79,84 +81,65 @@ def province(counties: int, households: int) -> Path:
     return folder
 
 
-def dag_ids() -> list[str]:
-    from pipeline import orchestration as orch
-
-    return [orch.sources()[s]["dag_id"] for s in SOURCES]
-
-
-def metadata_url(env: dict[str, str]) -> str:
-    return env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("psycopg2", "psycopg")
+def logical_date(night: date) -> str:
+    """A night's runs are due at 01:00 in Shanghai."""
+    return f"{night.isoformat()}T01:00:00+08:00"
 
 
-def query(url: str, sql: str, **params) -> list[dict]:
-    import sqlalchemy as sa
-
-    eng = sa.create_engine(url)
-    try:
-        with eng.connect() as c:
-            return [dict(r._mapping) for r in c.execute(sa.text(sql), params)]
-    finally:
-        eng.dispose()
+def run_id(night: date) -> str:
+    return f"bench_{night.isoformat()}"
 
 
-def trigger(env: dict[str, str], dag_id: str, night: date) -> str:
-    run_id = f"bench_{night.isoformat()}"
+def trigger(env: dict[str, str], dag_id: str, night: date) -> None:
     done = airflow(
         env,
         "dags",
         "trigger",
         dag_id,
         "--logical-date",
-        f"{night.isoformat()}T01:00:00+08:00",
+        logical_date(night),
         "--run-id",
-        run_id,
+        run_id(night),
         "--conf",
         json.dumps({"as_of": night.isoformat()}),
     )
     if done.returncode != 0:
         raise SystemExit(f"airflow dags trigger {dag_id} failed: {done.stderr[-2000:]}")
-    return run_id
 
 
-def wait(env: dict[str, str], dags: list[str], run_id: str, limit: float = 7200) -> None:
-    """Until every run of ``dags`` named ``run_id`` has ended; a failed one ends the bench."""
+def wait(env: dict[str, str], dags: list[str], night: date, limit: float = 7200) -> None:
+    """Until the run of the night of every DAG of ``dags`` has ended; a failed one ends the bench."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        runs = query(
-            metadata_url(env),
-            "SELECT dag_id, state FROM dag_run WHERE run_id = :r AND dag_id = ANY(:d)",
-            r=run_id,
-            d=dags,
-        )
-        if len(runs) == len(dags) and all(r["state"] in ("success", "failed") for r in runs):
-            failed = [r["dag_id"] for r in runs if r["state"] == "failed"]
+        states = {d: run_state(metadata(env), d, logical=logical_date(night)) for d in dags}
+        if all(s and s[-1] in ("success", "failed") for s in states.values()):
+            failed = [d for d, s in states.items() if s[-1] == "failed"]
             if failed:
-                raise SystemExit(f"{', '.join(failed)} failed for {run_id}: see {env['AIRFLOW_HOME']}")
+                raise SystemExit(f"{', '.join(failed)} failed for {night}: see {env['AIRFLOW_HOME']}")
             return
         time.sleep(2)
-    raise SystemExit(f"{run_id} did not end within {limit:.0f} s: see {env['AIRFLOW_HOME']}")
+    raise SystemExit(f"the night {night} did not end within {limit:.0f} s: see {env['AIRFLOW_HOME']}")
 
 
-def tasks(env: dict[str, str], run_id: str) -> list[dict]:
-    """The run's task instances: step, county, seconds, seconds queued, and the peak MiB the
-    task's own account logged (extract and the bookkeeping tasks log none)."""
-    found = query(
-        metadata_url(env),
+def tasks(env: dict[str, str], night: date) -> list[dict]:
+    """The night's task instances: step, county, seconds, seconds queued, and the peak MiB
+    the task's own account logged (extract and the bookkeeping tasks log none)."""
+    found = rows(
+        metadata(env),
         "SELECT dag_id, task_id, map_index, rendered_map_index AS county, start_date, end_date, queued_dttm, "
         "try_number FROM task_instance WHERE run_id = :r",
-        r=run_id,
+        r=run_id(night),
     )
     logs = Path(env["AIRFLOW_HOME"]) / "logs"
     out = []
     for t in found:
-        folder = logs / f"dag_id={t['dag_id']}" / f"run_id={run_id}" / f"task_id={t['task_id']}"
+        folder = logs / f"dag_id={t['dag_id']}" / f"run_id={run_id(night)}" / f"task_id={t['task_id']}"
         if t["map_index"] >= 0:
             folder /= f"map_index={t['map_index']}"
         log = folder / f"attempt={t['try_number']}.log"
         peaks = re.findall(r"peak_mib: ([0-9.]+)", log.read_text("utf-8")) if log.is_file() else []
         step = t["task_id"].removeprefix("county.")
-        source = next((s for s, d in zip(SOURCES, dag_ids(), strict=True) if d == t["dag_id"]), None)
+        source = SOURCE_OF.get(t["dag_id"])
         out.append(
             {
                 "step": f"{source}.{step}" if source and step != "counties" else step,
@@ -173,14 +156,13 @@ def airflow_night(env: dict[str, str], night: date) -> tuple[float, float, list[
     """One night of the province: the syncs, then match-and-flag; their wall seconds and
     the night's task instances."""
     started = time.perf_counter()
-    syncs = dag_ids()
-    for dag_id in syncs:
-        run_id = trigger(env, dag_id, night)
-    wait(env, syncs, run_id)
+    for dag_id in SYNC_DAGS.values():
+        trigger(env, dag_id, night)
+    wait(env, list(SYNC_DAGS.values()), night)
     synced = time.perf_counter()
     trigger(env, MATCH_DAG, night)
-    wait(env, [MATCH_DAG], run_id)
-    return synced - started, time.perf_counter() - synced, tasks(env, run_id)
+    wait(env, [MATCH_DAG], night)
+    return synced - started, time.perf_counter() - synced, tasks(env, night)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -199,26 +181,29 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def cli_nights(folder: Path, codes: list[str], nights: list[date], url: str) -> list[float]:
-    """The peer: each night, every county by ``guardline run`` one after the other, each in a
-    fresh process; seconds per night."""
+def deliver_a_day(inboxes: list[Path], night: date) -> None:
+    """The night's deliveries of every county: a day's (``night_bench.one_days_deliveries``)."""
+    for inbox in inboxes:
+        one_days_deliveries(inbox, night)
+
+
+def cli_night(folder: Path, codes: list[str], night: date, url: str) -> float:
+    """The peer: the night of every county by ``guardline run``, one after the other, each in
+    a fresh process; its seconds."""
     env = {**os.environ, "GUARDLINE_PSEUDONYM_KEY": KEY}
-    seconds = []
-    for night in nights:
-        started = time.perf_counter()
-        for code in codes:
-            home = folder / code
-            done = subprocess.run(
-                [sys.executable, "-m", "pipeline.cli", "run", "--inbox", str(home / "inbox"), "--stage",
-                 str(home / "stage"), "--outbox", str(home / "outbox"), "--warehouse", url, "--as-of", night.isoformat()],
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            if done.returncode not in (0, 3):
-                raise SystemExit(f"guardline run {code} {night} ended {done.returncode}: {done.stderr[-2000:]}")
-        seconds.append(time.perf_counter() - started)
-    return seconds
+    started = time.perf_counter()
+    for code in codes:
+        home = folder / code
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "run", "--inbox", str(home / "inbox"), "--stage",
+             str(home / "stage"), "--outbox", str(home / "outbox"), "--warehouse", url, "--as-of", night.isoformat()],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode not in (0, 3):
+            raise SystemExit(f"guardline run {code} {night} ended {done.returncode}: {done.stderr[-2000:]}")
+    return time.perf_counter() - started
 
 
 def report(label: str, sync_s: float, match_s: float, ran: list[dict], workers: int, peer_s: float) -> None:
@@ -300,7 +285,7 @@ def main(counties: int = 20, households: int = 5_000) -> None:
             ("db", "migrate"),
             ("dags", "reserialize"),
             ("pools", "set", "guardline_warehouse", slots, "one county's load at a time"),
-            *(("dags", "unpause", d) for d in [*dag_ids(), MATCH_DAG]),
+            *(("dags", "unpause", d) for d in [*SYNC_DAGS.values(), MATCH_DAG]),
         ):
             done = airflow(env, *args)
             if done.returncode != 0:
@@ -318,8 +303,7 @@ def main(counties: int = 20, households: int = 5_000) -> None:
             names = ["api-server", "scheduler", "dag-processor", *(["workers (tasks included)"] * workers)]
             for i, night in enumerate(nights):
                 if i:
-                    for code in codes:
-                        one_days_deliveries(home / "inbox" / code, night)
+                    deliver_a_day([home / "inbox" / code for code in codes], night)
                 before = [cpu_seconds(p.pid) for p in procs]
                 measured.append(airflow_night(env, night))
                 spent: dict[str, float] = {}
@@ -333,9 +317,8 @@ def main(counties: int = 20, households: int = 5_000) -> None:
         peer_s = []
         for i, night in enumerate(nights):
             if i:
-                for code in codes:
-                    one_days_deliveries(peer / code / "inbox", night)
-            peer_s += cli_nights(peer, codes, [night], f"{PG_SERVER}/{peer_db}")
+                deliver_a_day([peer / code / "inbox" for code in codes], night)
+            peer_s.append(cli_night(peer, codes, night, f"{PG_SERVER}/{peer_db}"))
     print(f"province: {counties} counties x {households:,} households; Airflow CeleryExecutor, {workers} workers")
     labels = ("first night", "second night (one day's deliveries)")
     for (sync_s, match_s, ran), label, p, spent in zip(measured, labels, peer_s, cpu, strict=True):

@@ -132,11 +132,11 @@ def metadata(env: dict[str, str]) -> str:
     return env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("psycopg2", "psycopg")
 
 
-def rows(url: str, query: str) -> list[dict]:
+def rows(url: str, query: str, **params: object) -> list[dict]:
     eng = sa.create_engine(url)
     try:
         with eng.connect() as c:
-            return [dict(r._mapping) for r in c.execute(sa.text(query))]
+            return [dict(r._mapping) for r in c.execute(sa.text(query), params)]
     finally:
         eng.dispose()
 
