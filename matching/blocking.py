@@ -9,6 +9,21 @@ their candidates, after the other rules, so that one of a person's records meets
 whoever another found. Sharing proposes pairs only: each is scored on its own record.
 Keys shared by more than ``max_block`` persons are left out of a rule (and counted),
 so one very common value cannot blow up the pair count.
+
+Three refinements keep the rules on an ID's fragments near-linear where a county's
+key space is fixed (a few area codes, a thousand sequence numbers, eighty years of
+birth dates), so that more persons means fuller blocks:
+
+- ``unless_both`` (``id_valid``): a pair only where one of its two IDs fails its check
+  digit. Two checksum-valid IDs that differ are two people's numbers; most such pairs
+  were outsiders with their own number meeting every registered namesake of their
+  birth date or sequence number.
+- ``edits: 1``: the rule's first column, an 18-character ID, agrees within one edit (one
+  character substituted, or two adjacent ones swapped), the 证件号码 comparison's "one
+  edit" level: one equality join per masked position and one for the swaps, instead
+  of a block of everyone sharing the area code and the sequence number.
+- ``only_shorter`` (``name_key``): a pair only where the record's value is the shorter,
+  for rules that exist for a name with a character lost.
 """
 
 from __future__ import annotations
@@ -20,6 +35,9 @@ import polars as pl
 from matching.settings import BlockingRule, Settings
 
 LI, RI = "__li", "__ri"
+EMPTY_PAIRS = {LI: pl.UInt32, RI: pl.UInt32}
+_F17, _CHECK, _KEY = "__first17", "__check", "__key"
+ID_LENGTH = 18
 
 
 @dataclass
@@ -35,17 +53,10 @@ def candidates(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> B
     result = Blocking(pl.DataFrame())
     settled = pl.DataFrame({LI: []}, schema={LI: pl.UInt32})
     for rule in (r for r in settings.blocking if not r.shares):
-        cols = list(rule.columns)
-        lsub = rule_records(left, rule, LI)
+        lsub = rule_records(left, rule, LI, *_pair_columns(rule))
         lsub = lsub if rule.fast_path else lsub.join(settled, on=LI, how="anti")
-        rsub = right.lazy().filter(pl.all_horizontal(pl.col(c).is_not_null() for c in cols)).select(RI, *cols).collect()
-        sizes = rsub.group_by(cols).len()
-        big = sizes.filter(pl.col("len") > settings.max_block)
-        if big.height:
-            result.skipped_keys[rule.label] = big.height
-            rsub = rsub.join(big.select(cols), on=cols, how="anti")
-        pairs = lsub.join(rsub, on=cols, how="inner").select(LI, RI)
-        pairs = pairs.with_columns(pl.lit(rule.fast_path).alias("fast_path"))
+        rsub = _rule_persons(right, lsub, rule, settings.max_block, result.skipped_keys)
+        pairs = _rule_pairs(lsub, rsub, rule).with_columns(pl.lit(rule.fast_path).alias("fast_path"))
         result.by_rule[rule.label] = pairs.height
         if rule.fast_path:
             settled = pairs.select(LI).unique()
@@ -53,7 +64,7 @@ def candidates(left: pl.DataFrame, right: pl.DataFrame, settings: Settings) -> B
     all_pairs = (
         pl.concat(found)
         if found
-        else pl.DataFrame(schema={LI: pl.UInt32, RI: pl.UInt32, "fast_path": pl.Boolean})
+        else pl.DataFrame(schema={**EMPTY_PAIRS, "fast_path": pl.Boolean})
     )
     for rule in (r for r in settings.blocking if r.shares):
         group = rule_records(left, rule, LI).join(settled, on=LI, how="anti").select(
@@ -82,3 +93,108 @@ def rule_records(left: pl.DataFrame, rule: BlockingRule, *keep: str) -> pl.DataF
         conditions.append(pl.col("id_valid"))
     columns = list(dict.fromkeys([*keep, *rule.columns]))
     return left.lazy().filter(pl.all_horizontal(conditions)).select(columns).collect()
+
+
+def _pair_columns(rule: BlockingRule) -> tuple[str, ...]:
+    """Columns a rule reads on both sides beside its own: the ones its pairs are filtered by."""
+    return tuple(c for c in (rule.unless_both, rule.only_shorter) if c)
+
+
+def _rule_persons(
+    right: pl.DataFrame, lsub: pl.DataFrame, rule: BlockingRule, max_block: int, skipped: dict[str, int]
+) -> pl.DataFrame:
+    """The persons a rule can propose to its records ``lsub``: all its columns known, a
+    key of one of the records, the very common keys left out (counted in ``skipped``).
+    Persons are many and a rule's records mostly few: keeping only the keys the records
+    hold first spares counting every person's key, rule after rule. A rule within one
+    edit has no common keys (a masked position leaves at most ten persons)."""
+    cols = list(rule.columns)
+    rsub = right.lazy().filter(pl.all_horizontal(pl.col(c).is_not_null() for c in cols))
+    if not rule.edits:
+        rsub = rsub.join(lsub.lazy().select(cols).unique(), on=cols, how="semi")
+    rsub = rsub.select(list(dict.fromkeys([RI, *cols, *_pair_columns(rule)]))).collect()
+    if rule.edits:
+        return rsub
+    big = rsub.group_by(cols).len().filter(pl.col("len") > max_block)
+    if big.height:
+        skipped[rule.label] = big.height
+        rsub = rsub.join(big.select(cols), on=cols, how="anti")
+    return rsub
+
+
+def _rule_pairs(lsub: pl.DataFrame, rsub: pl.DataFrame, rule: BlockingRule) -> pl.DataFrame:
+    """LI, RI of the pairs a rule proposes between its records and its persons."""
+    join = _within_one_edit if rule.edits else _equal
+    if rule.unless_both:
+        # Records whose flag is set meet only persons whose flag is not, the rest meet all.
+        flagged = pl.col(rule.unless_both).fill_null(False)
+        pairs = pl.concat(
+            [
+                join(lsub.filter(~flagged), rsub, rule),
+                join(lsub.filter(flagged), rsub.filter(~flagged), rule),
+            ]
+        )
+    else:
+        pairs = join(lsub, rsub, rule)
+    if rule.only_shorter:
+        c = rule.only_shorter
+        pairs = pairs.join(lsub.select(LI, pl.col(c).str.len_chars().alias("__len_l")), on=LI).join(
+            rsub.select(RI, pl.col(c).str.len_chars().alias("__len_r")), on=RI
+        ).filter(pl.col("__len_l") < pl.col("__len_r"))
+    return pairs.select(LI, RI).unique() if rule.edits else pairs.select(LI, RI)
+
+
+def _equal(lsub: pl.DataFrame, rsub: pl.DataFrame, rule: BlockingRule) -> pl.DataFrame:
+    return lsub.join(rsub, on=list(rule.columns), how="inner").select(LI, RI)
+
+
+def _within_one_edit(lsub: pl.DataFrame, rsub: pl.DataFrame, rule: BlockingRule) -> pl.DataFrame:
+    """Pairs whose IDs (the rule's first column, 18 characters) are at most one edit
+    apart, the other columns equal.
+
+    An ID is held as two integers, its first 17 digits and its check character (X as
+    10). A substitution at position p leaves the ID with p masked unchanged: one
+    equality join per position (18). A swap of two adjacent characters is undone on the
+    record's side (17 variants each) and joined with the persons' IDs as they are: the
+    records are the few a fast path did not settle, the persons are every one of them."""
+    id_col, others = rule.columns[0], list(rule.columns[1:])
+    lid, rid = _id_integers(lsub, id_col), _id_integers(rsub, id_col)
+    found = []
+    for p in range(ID_LENGTH):
+        key = _masked(p)
+        found.append(lid.with_columns(key).join(rid.with_columns(key), on=[_KEY, *others]).select(LI, RI))
+    swapped = pl.concat([lid.with_columns(*_swapped(p)) for p in range(ID_LENGTH - 1)]).drop_nulls([_F17, _CHECK])
+    found.append(swapped.join(rid, on=[_F17, _CHECK, *others]).select(LI, RI))
+    return pl.concat(found)
+
+
+def _id_integers(frame: pl.DataFrame, id_col: str) -> pl.DataFrame:
+    check = pl.col(id_col).str.slice(17, 1)
+    return frame.with_columns(
+        pl.col(id_col).str.slice(0, 17).cast(pl.Int64, strict=False).alias(_F17),
+        pl.when(check == "X").then(pl.lit(10, pl.Int64)).otherwise(check.cast(pl.Int64, strict=False)).alias(_CHECK),
+    ).filter(pl.col(_F17).is_not_null() & pl.col(_CHECK).is_not_null() & (pl.col(id_col).str.len_chars() == ID_LENGTH))
+
+
+def _digit(p: int) -> pl.Expr:
+    """The p-th of the first 17 digits."""
+    return (pl.col(_F17) // 10 ** (16 - p)) % 10
+
+
+def _masked(p: int) -> pl.Expr:
+    """The ID with position ``p`` blanked, as one integer (check character included)."""
+    if p == ID_LENGTH - 1:
+        return pl.col(_F17).alias(_KEY)
+    return ((pl.col(_F17) - _digit(p) * 10 ** (16 - p)) * 11 + pl.col(_CHECK)).alias(_KEY)
+
+
+def _swapped(p: int) -> tuple[pl.Expr, pl.Expr]:
+    """The ID with positions ``p`` and ``p + 1`` swapped (the last swap moves the check
+    character into the digits, so an X there gives no variant)."""
+    if p == ID_LENGTH - 2:
+        last = _digit(16)
+        moved = pl.when(pl.col(_CHECK) < 10).then(pl.col(_F17) - last + pl.col(_CHECK))
+        return moved.alias(_F17), last.alias(_CHECK)
+    a, b = _digit(p), _digit(p + 1)
+    delta = (b - a) * 10 ** (16 - p) + (a - b) * 10 ** (15 - p)
+    return (pl.col(_F17) + delta).alias(_F17), pl.col(_CHECK)

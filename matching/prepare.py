@@ -26,9 +26,11 @@ def _keys(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(
         pl.when(birth.str.to_date("%Y%m%d", strict=False).is_not_null()).then(birth).alias("birth_text"),
         pl.concat_str(pl.col("id18").str.slice(0, 6), pl.col("id18").str.slice(14, 3)).alias("id_area_seq"),
-        id_or_prefix.str.slice(0, 9).alias("id_prefix9"),
+        # The area code and the birth year's first three digits (its decade), where an ID
+        # or what Excel kept of it has them.
+        pl.when(id_or_prefix.str.len_chars() >= 9).then(id_or_prefix.str.slice(0, 9)).alias("id_prefix9"),
         # The area code and the first digit of the birth year: all that an Excel float in a
-        # CSV (4.331242E+17) keeps of an ID.
+        # CSV (4.331242E+17) keeps of an ID at its shortest.
         id_or_prefix.str.slice(0, 7).alias("id_prefix7"),
         # The given name's first and last characters: one of them survives a character
         # lost (李俊志 typed 李俊 keeps 俊 first, 石娟红 typed 石红 keeps 红 last).

@@ -72,10 +72,19 @@ class BlockingRule:
     only_id_kinds: tuple[str, ...] = ()
     only_without: tuple[str, ...] = ()  # only records that lack all of these (e.g. any place)
     shares: bool = False  # records agreeing on the columns share their candidates
+    # The first column, an 18-character ID, may be this many edits (0 or 1: a character
+    # substituted, two adjacent ones swapped) from the person's; the others are equal.
+    edits: int = 0
+    # A pair only unless this boolean column is true on both sides (``id_valid``: two
+    # checksum-valid IDs that differ are two people's).
+    unless_both: str | None = None
+    # A pair only where the record's value of this column is shorter than the person's
+    # (``name_key``: rules for a name with a character lost).
+    only_shorter: str | None = None
 
     @property
     def label(self) -> str:
-        return "+".join(self.columns)
+        return "+".join(self.columns) + (f" within {self.edits} edit" if self.edits else "")
 
 
 @dataclass(frozen=True)
@@ -121,16 +130,7 @@ class Settings:
                     f"{list(comparison.levels)} with m summing below 1, not {dict(fixed_m)}"
                 )
             comparisons.append(comparison)
-        blocking = tuple(
-            BlockingRule(
-                tuple(b["columns"]),
-                b.get("fast_path", False),
-                tuple(b.get("only_id_kinds", ())),
-                tuple(b.get("only_without", ())),
-                b.get("shares", False),
-            )
-            for b in raw["blocking"]
-        )
+        blocking = tuple(_blocking_rule(b, path.name) for b in raw["blocking"])
         t = raw.get("thresholds", {})
         vetoes = tuple(raw.get("exact_id_vetoes", ()))
         unknown = set(vetoes) - {c.name for c in comparisons}
@@ -148,3 +148,22 @@ class Settings:
             raw.get("refit_days", 28),
             vetoes,
         )
+
+
+def _blocking_rule(raw: dict[str, Any], where: str) -> BlockingRule:
+    rule = BlockingRule(
+        tuple(raw["columns"]),
+        raw.get("fast_path", False),
+        tuple(raw.get("only_id_kinds", ())),
+        tuple(raw.get("only_without", ())),
+        raw.get("shares", False),
+        raw.get("edits", 0),
+        raw.get("unless_both"),
+        raw.get("only_shorter"),
+    )
+    if rule.edits not in (0, 1) or (rule.edits and (rule.fast_path or rule.shares)):
+        raise GuardlineError(
+            f"{where}: blocking rule {rule.label!r}: edits is 0 or 1, and a fast path or a "
+            f"shared rule has none, not {rule.edits!r}"
+        )
+    return rule
