@@ -35,11 +35,16 @@ def fingerprint(account: dict[str, pl.DataFrame]) -> str:
     return digest.hexdigest()
 
 
+# A row's hash covers its key too, so two rows agree on the hash alone exactly when they
+# agree on key and values: the joins below compare one integer per row, not the keys'
+# text beside it (a county's 1.7 million records and links, twice a night).
+
+
 def stale(before: pl.DataFrame, now: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """Keys the last load wrote that tonight no longer holds as they were: gone or changed."""
-    return before.join(now, on=[*keys, HASH], how="anti").select(keys)
+    return before.join(now.select(HASH), on=HASH, how="anti").select(keys)
 
 
 def fresh(before: pl.DataFrame, now: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """Keys tonight holds that the last load did not write as they are: new or changed."""
-    return now.join(before, on=[*keys, HASH], how="anti").select(keys)
+    return now.join(before.select(HASH), on=HASH, how="anti").select(keys)

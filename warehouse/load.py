@@ -15,7 +15,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -150,16 +150,46 @@ def _replace(
     return bulk_insert(conn, table, frame)
 
 
-def staged_records(stage: Stage, as_of: date) -> pl.DataFrame:
+PAYLOAD_HASH = "__payload_hash"
+
+
+@dataclass
+class StagedRecords:
+    """Every department record the night sees, with a hash of its canonical values in
+    place of their JSON: a night writes the payload of the records it inserts only, and
+    encoding 1.7 million of them to compare them with the last load's was most of a
+    nothing-new night's load."""
+
+    rows: pl.DataFrame  # key, origin, date, amount, PAYLOAD_HASH
+    values: list[pl.DataFrame] = field(default_factory=list)  # per record stage: source, source_record_id, __values
+
+    def with_payloads(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """``rows`` (some of :attr:`rows`) with their ``payload``: the values as JSON."""
+        if rows.height == 0:
+            return rows
+        keys = rows.select("source", "source_record_id")
+        encoded = pl.concat(
+            [
+                values.join(keys, on=keys.columns, how="semi").select(
+                    *keys.columns, pl.col("__values").struct.json_encode().alias("payload")
+                )
+                for values in self.values
+            ]
+        )
+        return rows.join(encoded, on=keys.columns, how="left", maintain_order="left")
+
+
+def staged_records(stage: Stage, as_of: date) -> StagedRecords:
     """Every department record the night sees: its key, origin, date, its own amount (by
-    its source's declaration) and the canonical values as JSON."""
-    frames = []
+    its source's declaration) and its canonical values (their JSON made on demand)."""
+    frames, values = [], []
     for stage_name in RECORD_STAGES:
         records = stage.records(stage_name, as_of)
         if records is None or records.height == 0:
             continue
-        values = [c for c in records.columns if c not in META]
+        columns = [c for c in records.columns if c not in META]
         declared = BY_STAGE_NAME[stage_name].amount
+        records = records.with_columns(pl.struct(columns).alias("__values"))
         frames.append(
             records.select(
                 "source",
@@ -168,10 +198,11 @@ def staged_records(stage: Stage, as_of: date) -> pl.DataFrame:
                 pl.col("row").cast(pl.Int64),
                 "event_date",
                 (declared if declared is not None else pl.lit(None)).cast(pl.Float64).alias("amount"),
-                pl.struct(values).struct.json_encode().alias("payload"),
+                pl.col("__values").hash(seed=20261203).alias(PAYLOAD_HASH),
             )
         )
-    return pl.concat(frames) if frames else pl.DataFrame()
+        values.append(records.select("source", "source_record_id", "__values"))
+    return StagedRecords(pl.concat(frames) if frames else pl.DataFrame(), values)
 
 
 def county_code(register: pl.DataFrame, county: str) -> str | None:
@@ -205,12 +236,26 @@ def record_run(eng: sa.Engine, as_of: date, counts: dict, started_at: datetime) 
     return run_id
 
 
-def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> Iterator[tuple[str, pl.DataFrame]]:
+# What a table's rows written tonight gain before they go in: the columns too costly to
+# build for every row when most are unchanged (pseudonyms: an HMAC per value; a record's
+# payload: its values as JSON). The account's row hash stands in for them: the
+# pseudonyms by the key's fingerprint, the payload by the hash of the values.
+Complete = Callable[[pl.DataFrame], pl.DataFrame]
+
+
+def _as_is(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows
+
+
+def _night_frames(
+    stage: Stage, as_of: date, key: bytes, county: str = ""
+) -> Iterator[tuple[str, pl.DataFrame, Complete]]:
     """What one county's stage contributes to the warehouse for the night ``as_of``, table
-    by table in the order they are written: each frame is built when its table's turn
-    comes and let go once it is written (a county's records and links are the two largest,
-    and holding every table's frame until the end doubled the load's memory). The first,
-    the households, names the county's code; an incomplete night is refused before it."""
+    by table in the order they are written, each with what completes the rows written
+    (:data:`Complete`): each frame is built when its table's turn comes and let go once
+    it is written (a county's records and links are the two largest, and holding every
+    table's frame until the end doubled the load's memory). The first, the households,
+    names the county's code; an incomplete night is refused before it."""
     register = stage.records("registry", as_of)
     if register is None:
         raise GuardlineError(f"no register staged by {as_of} in {stage.root}: run `guardline ingest` first")
@@ -221,41 +266,39 @@ def _night_frames(stage: Stage, as_of: date, key: bytes, county: str = "") -> It
     yield "households", head_rows(register).with_columns(
         mask_phone(pl.col("phone")).alias("phone_masked"),
         pl.lit(county_code(register, county)).alias("county_code"),
-    )
-    yield "persons", register.with_columns(mask_id(pl.col("id_number")).alias("id_masked"))
+    ), _as_is
+
+    def persons(rows: pl.DataFrame) -> pl.DataFrame:
+        return rows.with_columns(pseudonyms(rows["id_number"], key).alias("id_pseudonym")) if rows.height else rows
+
+    yield "persons", register.with_columns(mask_id(pl.col("id_number")).alias("id_masked")), persons
     del register
     records = staged_records(stage, as_of)
-    dated = records.select("source", "source_record_id", "event_date", "amount") if records.height else None
-    yield "source_records", records.drop("amount", strict=False)
-    del records
+    rows = records.rows
+    dated = rows.select("source", "source_record_id", "event_date", "amount") if rows.height else None
+    yield "source_records", rows.drop("amount", strict=False), records.with_payloads
+    del records, rows
     links = stage.nightly("links", as_of)
     visits = stage.visits(as_of)
     flags = apply_visits(stage.nightly("flags", as_of), visits, Catalogue.load(), VisitConfig.load(), as_of, links)
     if dated is not None:
         links = links.join(dated, on=["source", "source_record_id"], how="left")
     del dated
-    yield "record_links", links  # pseudonyms added to the rows written (_pseudonymised)
+
+    def record_links(rows: pl.DataFrame) -> pl.DataFrame:
+        return rows.with_columns(record_pseudonyms(rows["source_record_id"], key)) if rows.height else rows
+
+    yield "record_links", links, record_links
     del links
-    yield "flags", flags.with_columns(pseudonymous_evidence(flags["evidence"], key))
+    yield "flags", flags.with_columns(pseudonymous_evidence(flags["evidence"], key)), _as_is
     del flags
     exits = stage.nightly("exit", as_of)
-    yield "exit_candidates", exits if exits is not None else pl.DataFrame()
-    yield "processed_files", stage.ledger()
-    yield "quarantine", stage.quarantine()
+    yield "exit_candidates", exits if exits is not None else pl.DataFrame(), _as_is
+    yield "processed_files", stage.ledger(), _as_is
+    yield "quarantine", stage.quarantine(), _as_is
     decisions = stage.decisions(as_of)
-    yield "review_decisions", decisions if decisions is not None else pl.DataFrame()
-    yield "visits", visits if visits is not None else pl.DataFrame()
-
-
-def _pseudonymised(table: str, rows: pl.DataFrame, key: bytes) -> pl.DataFrame:
-    """The rows a load writes with their pseudonyms, computed for those rows only (an HMAC
-    per value, the costliest column of a county's load); the account's row hash stands
-    in for them by the key's fingerprint."""
-    if table == "persons" and rows.height:
-        return rows.with_columns(pseudonyms(rows["id_number"], key).alias("id_pseudonym"))
-    if table == "record_links" and rows.height:
-        return rows.with_columns(record_pseudonyms(rows["source_record_id"], key))
-    return rows
+    yield "review_decisions", decisions if decisions is not None else pl.DataFrame(), _as_is
+    yield "visits", visits if visits is not None else pl.DataFrame(), _as_is
 
 
 # A record seen by several counties (a provincial 人社 exchange pulled by each) is one
@@ -457,7 +500,7 @@ def load_night(
         trusted = not full and account is not None and _fingerprint(conn, code) == account[0]
         before = account[1] if trusted else {}
         del first  # the households' frame travels on in the chain alone
-        for name, frame in tables:
+        for name, frame, complete in tables:
             table = schema.metadata.tables[name]
             frame = frame.with_columns(pl.lit(code).alias("county_code")) if frame.height else frame
             if name in NIGHT_SCOPED:
@@ -472,7 +515,7 @@ def load_night(
             else:
                 hook(f"load:{name}")
                 account, result.rows[name], result.changed[name] = _load_state(
-                    conn, table, frame, code, before.get(name), key
+                    conn, table, frame, code, before.get(name), key, complete
                 )
                 if account.height:
                     written[name] = account
@@ -496,6 +539,7 @@ def _load_state(
     code: str,
     before: pl.DataFrame | None,
     key: bytes,
+    complete: Complete = _as_is,
 ) -> tuple[pl.DataFrame, int, int]:
     """One state table of the county: with the last load's account (``before``), only the
     rows gone or changed are deleted and the new or changed inserted; without it, the
@@ -515,7 +559,7 @@ def _load_state(
                 on = sa.tuple_(*(table.c[k] for k in keys)).in_(sa.select(*temp.c))
                 deleted = conn.execute(table.delete().where(sa.and_(_mine(table, code), on))).rowcount or 0
         send = frame.join(delta.fresh(before, now, keys), on=keys, how="semi")
-    send = _pseudonymised(table.name, send, key)
+    send = complete(send)
     if table.name in ("households", "persons"):
         _registered_elsewhere(conn, table, send, code)
     kept = _merge_shared(conn, table, send, code) if table.name in SHARED else send
