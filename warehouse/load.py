@@ -164,19 +164,23 @@ class StagedRecords:
     values: list[pl.DataFrame] = field(default_factory=list)  # per record stage: source, source_record_id, __values
 
     def with_payloads(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """``rows`` (some of :attr:`rows`) with their ``payload``: the values as JSON."""
+        """``rows`` (some of :attr:`rows`) with their ``payload``: the values as JSON.
+        Called once, for the rows a load writes: each source's values are let go as soon
+        as they are encoded (a first night writes every record, and holding the values
+        beside all their JSON made the load the night's peak)."""
         if rows.height == 0:
             return rows
         keys = rows.select("source", "source_record_id")
-        encoded = pl.concat(
-            [
+        encoded = []
+        while self.values:
+            values = self.values.pop(0)
+            encoded.append(
                 values.join(keys, on=keys.columns, how="semi").select(
                     *keys.columns, pl.col("__values").struct.json_encode().alias("payload")
                 )
-                for values in self.values
-            ]
-        )
-        return rows.join(encoded, on=keys.columns, how="left", maintain_order="left")
+            )
+            del values
+        return rows.join(pl.concat(encoded), on=keys.columns, how="left", maintain_order="left")
 
 
 def staged_records(stage: Stage, as_of: date) -> StagedRecords:
@@ -519,7 +523,7 @@ def load_night(
                 )
                 if account.height:
                     written[name] = account
-            del frame  # let go before the next table's frame is built
+            del frame, complete  # let go (a records' completion holds their values) before the next is built
         fingerprint = delta.fingerprint(written)
         _keep_fingerprint(conn, code, fingerprint)
     stage.save_load_account(fingerprint, written)
