@@ -81,66 +81,47 @@ def valid_expr(expr, normalised: bool = False):  # -> pl.Expr
     """Polars: whether the normalised ID is 18 characters with a correct check character.
 
     Pass ``normalised=True`` for a column that :func:`normalised_expr` already made.
-    The check itself runs in numpy over the column's bytes (:func:`valid_array`):
-    seventeen string slices per row cost several times more.
+    GB 11643's rule read as integers: the weighted digits plus the check character's
+    value (X is 10) leave 1 modulo 11. Integer arithmetic over the first 17 digits as
+    one Int64 costs a fraction of seventeen string slices, and stays an expression
+    that the streaming engine runs in parallel (a numpy function over the column's
+    bytes cost twice as much there).
     """
-    import polars as pl
 
     s = expr if normalised else normalised_expr(expr)
-    return s.map_batches(valid_array, return_dtype=pl.Boolean)
+    total = weighted_sum(first17_value(s)) + check_value(s)
+    return (s.str.contains(r"^[0-9]{17}[0-9X]$") & (total % 11 == 1)).fill_null(False)
 
 
-def valid_array(ids):  # pl.Series -> pl.Series
-    """Vectorised :func:`is_valid` over a polars String series (nulls are invalid)."""
-    import numpy as np
-    import polars as pl
-    import pyarrow as pa
-
-    arr = ids.cast(pl.String).fill_null("").to_arrow(compat_level=pl.CompatLevel.oldest())
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    if arr.type != pa.large_string():
-        arr = arr.cast(pa.large_string())
-    n = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
-    data = (
-        np.frombuffer(arr.buffers()[2], dtype=np.uint8)
-        if arr.buffers()[2] is not None
-        else np.zeros(0, np.uint8)
-    )
-    lengths = np.diff(offsets)
-    ok = lengths == 18
-    result = np.zeros(n, dtype=bool)
-    if not ok.any():
-        return pl.Series(ids.name, result)
-    if ok.all() and offsets[-1] - offsets[0] == 18 * n:  # the usual case: one contiguous block
-        chars = data[offsets[0] : offsets[-1]].reshape(n, 18)
-    else:
-        chars = data[offsets[:-1][ok, None] + np.arange(18)]
-    digits = chars[:, :17].astype(np.int16) - 48
-    shape = ((digits >= 0) & (digits <= 9)).all(axis=1)
-    total = (digits.clip(0, 9) * np.array(_WEIGHTS, dtype=np.int16)).sum(axis=1, dtype=np.int32) % 11
-    expected = np.frombuffer(_CHECK.encode(), dtype=np.uint8)[total]
-    result[ok] = shape & (chars[:, 17] == expected)
-    return pl.Series(ids.name, result)
-
-
-def check_array(first17):  # pl.Series -> pl.Series
-    """Vectorised :func:`check_character` over a String series of 17 digits (else null).
-
-    The result is built as a string series whatever the rows' order: the first row
-    being null or malformed must not change how polars infers the column.
-    """
-    import numpy as np
+def first17_value(expr):  # -> pl.Expr
+    """Polars: an ID's first 17 characters as one integer, null unless they are 17 digits."""
     import polars as pl
 
-    s = first17.cast(pl.String)
-    ok = s.str.contains(r"^\d{17}$").fill_null(False)
-    checks = pl.Series(s.name, [None] * len(s), dtype=pl.String)
-    if ok.any():
-        raw = s.filter(ok).str.join("").item().encode()
-        digits = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 17).astype(np.int16) - 48
-        total = (digits * np.array(_WEIGHTS, dtype=np.int16)).sum(axis=1) % 11
-        checks = checks.scatter(
-            ok.arg_true(), pl.Series(np.array(list(_CHECK))[total].tolist(), dtype=pl.String)
-        )
-    return checks
+    return pl.when(expr.str.contains(r"^[0-9]{17}")).then(expr.str.slice(0, 17).cast(pl.Int64, strict=False))
+
+
+def check_value(expr):  # -> pl.Expr
+    """Polars: the value of an ID's 18th character (X is 10), null unless a digit or X."""
+    import polars as pl
+
+    check = expr.str.slice(17, 1)
+    return pl.when(check == "X").then(pl.lit(10, pl.Int64)).otherwise(check.cast(pl.Int64, strict=False))
+
+
+def digit(first17, position: int):  # (pl.Expr, int) -> pl.Expr
+    """Polars: digit ``position`` (0-16) of a :func:`first17_value` integer."""
+    return (first17 // 10 ** (16 - position)) % 10
+
+
+def weighted_sum(first17):  # -> pl.Expr
+    """Polars: GB 11643's weighted sum of a :func:`first17_value` integer's digits."""
+    return sum(digit(first17, p) * w for p, w in enumerate(_WEIGHTS))  # a null stays null
+
+
+def check_expr(first17):  # -> pl.Expr
+    """Polars: :func:`check_character` of a String of 17 digits (else null)."""
+    import polars as pl
+
+    value = (12 - weighted_sum(first17_value(first17)) % 11) % 11
+    shaped = first17.str.contains(r"^[0-9]{17}$")
+    return pl.when(shaped & (value == 10)).then(pl.lit("X")).when(shaped).then(value.cast(pl.String))

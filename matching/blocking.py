@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from guardline import idnumber
 from matching.settings import BlockingRule, Settings
 
 LI, RI = "__li", "__ri"
@@ -169,16 +170,14 @@ def _within_one_edit(lsub: pl.DataFrame, rsub: pl.DataFrame, rule: BlockingRule)
 
 
 def _id_integers(frame: pl.DataFrame, id_col: str) -> pl.DataFrame:
-    check = pl.col(id_col).str.slice(17, 1)
     return frame.with_columns(
-        pl.col(id_col).str.slice(0, 17).cast(pl.Int64, strict=False).alias(_F17),
-        pl.when(check == "X").then(pl.lit(10, pl.Int64)).otherwise(check.cast(pl.Int64, strict=False)).alias(_CHECK),
+        idnumber.first17_value(pl.col(id_col)).alias(_F17), idnumber.check_value(pl.col(id_col)).alias(_CHECK)
     ).filter(pl.col(_F17).is_not_null() & pl.col(_CHECK).is_not_null() & (pl.col(id_col).str.len_chars() == ID_LENGTH))
 
 
 def _digit(p: int) -> pl.Expr:
     """The p-th of the first 17 digits."""
-    return (pl.col(_F17) // 10 ** (16 - p)) % 10
+    return idnumber.digit(pl.col(_F17), p)
 
 
 def _masked(p: int) -> pl.Expr:

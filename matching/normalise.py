@@ -115,9 +115,7 @@ def with_id_columns(frame: pl.DataFrame, raw: str, cell: str | None = None) -> p
         .then(s)
         .when(kind == "legacy")
         .then(
-            pl.concat_str(
-                first17_legacy, first17_legacy.map_batches(idnumber.check_array, return_dtype=pl.String)
-            )
+            pl.concat_str(first17_legacy, idnumber.check_expr(first17_legacy))
         )
         .when(kind == "certificate")
         .then(s.str.slice(0, 18))

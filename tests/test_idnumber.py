@@ -45,10 +45,35 @@ def test_key_text_follows_the_contract():
         [],
     ],
 )
-def test_check_array_does_not_depend_on_row_order(values):
+def test_check_expr_does_not_depend_on_row_order(values):
     import polars as pl
 
     expected = [idnumber.check_character(v) if v and len(v) == 17 and v.isdigit() else None for v in values]
-    got = idnumber.check_array(pl.Series("id", values, dtype=pl.String))
+    got = pl.DataFrame({"id": values}, schema={"id": pl.String}).select(idnumber.check_expr(pl.col("id"))).to_series()
     assert got.dtype == pl.String
     assert got.to_list() == expected
+
+
+def test_valid_expr_agrees_with_the_scalar_rule_on_mangled_ids():
+    import random
+
+    import polars as pl
+
+    rng = random.Random(11)
+    ids: list[str | None] = [None, "", "X" * 18, "+3312419650529533X", "-33124196505295337", "１" * 18]
+    for _ in range(5000):
+        id18 = idnumber.make_id("433124", date(1930, 1, 1).fromordinal(rng.randint(704000, 740000)), rng.randrange(1000))
+        cut = rng.randrange(18)
+        ids += [
+            id18,
+            id18[:cut] + str(rng.randrange(10)) + id18[cut + 1 :],  # one digit typed again
+            id18[:cut] + id18[cut + 1 : cut + 2] + id18[cut : cut + 1] + id18[cut + 2 :],  # a swap
+            id18[:17] + rng.choice("0123456789Xx"),
+            id18[:17],
+            id18 + "0",
+            id18[:cut] + rng.choice("aO ") + id18[cut + 1 :],
+        ]
+    got = pl.DataFrame({"id": ids}, schema={"id": pl.String}).select(idnumber.valid_expr(pl.col("id"), normalised=True))
+    expected = [v is not None and idnumber.is_valid(v) for v in ids]
+    assert got.to_series().to_list() == expected
+    assert 5000 <= sum(expected) < len(ids) / 2  # both answers are well represented
