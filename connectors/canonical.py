@@ -81,6 +81,16 @@ def record_key(source: Source) -> pl.Expr:
     return key
 
 
+def _with_control(frame: pl.DataFrame, names: list[str]) -> set[str]:
+    """The columns where some cell holds a control character: one scan of the rows'
+    text joined, and the columns looked at one by one only when it finds one."""
+    text = [pl.col(n).cast(pl.String) for n in names]
+    if not frame.select(pl.concat_str(text, ignore_nulls=True).str.contains(CONTROL).any()).item():
+        return set()
+    found = frame.select(t.str.contains(CONTROL).any().alias(n) for t, n in zip(text, names, strict=True))
+    return {n for n in names if found[n].item()}
+
+
 def canonicalize(source: Source, batch: RawBatch) -> Canonical:
     """Type the batch, build keys, and list each row's problems.
 
@@ -89,15 +99,17 @@ def canonicalize(source: Source, batch: RawBatch) -> Canonical:
     """
     raw_names = {c.name: f"__raw_{c.name}" for c in source.columns}
     problems: list[pl.Expr] = []
+    controlled = _with_control(batch.frame, [c.name for c in source.columns])
     for c in source.columns:
         raw = pl.col(raw_names[c.name])
-        problems.append(
-            _problem(
-                raw.str.contains(CONTROL).fill_null(False),
-                c.header,
-                "holds a control character (NUL or similar)",
+        if c.name in controlled:
+            problems.append(
+                _problem(
+                    raw.str.contains(CONTROL).fill_null(False),
+                    c.header,
+                    "holds a control character (NUL or similar)",
+                )
             )
-        )
         if c.minimum is not None:
             problems.append(
                 _problem(

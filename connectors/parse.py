@@ -13,6 +13,7 @@ from datetime import date
 import polars as pl
 
 EXCEL_EPOCH = date(1899, 12, 30)
+EXCEL_DAY = (EXCEL_EPOCH - date(1970, 1, 1)).days  # polars' Date counts days from 1970
 # A date outside these years is a typo or a mangled cell (the serial 99999 is 2173), not
 # a record's date: it is read as no date, and the row quarantined.
 EARLIEST, LATEST = date(1900, 1, 1), date(2099, 12, 31)
@@ -34,17 +35,16 @@ def present(expr: pl.Expr) -> pl.Expr:
 def to_date(expr: pl.Expr) -> pl.Expr:
     """Any delivered date form, or null.
 
-    The forms are rewritten to one (``2026-11-3``) with cheap string operations and
-    parsed once: a date cell's ``2026-11-03 00:00:00`` loses its time, ``/ 年 月 .``
-    become dashes, eight digits get theirs, a five-digit number is an Excel serial.
+    The forms are rewritten with cheap string operations and each parsed by one format:
+    a date cell's ``2026-11-03 00:00:00`` loses its time, ``/ 年 月 .`` become dashes,
+    eight digits are ``%Y%m%d``, a five-digit number is an Excel serial (a day count, so
+    an integer offset, not a duration).
     """
     s = expr.str.strip_chars().str.split_exact(" ", 1).struct.field("field_0")
     dashed = s.str.replace_many(["/", "年", "月", "."], ["-", "-", "-", "-"]).str.strip_suffix("日")
-    compact = pl.concat_str(s.str.slice(0, 4), pl.lit("-"), s.str.slice(4, 2), pl.lit("-"), s.str.slice(6, 2))
-    is_compact = s.str.len_bytes().eq(8) & s.str.contains(r"^\d{8}$")
-    parsed = pl.when(is_compact).then(compact).otherwise(dashed).str.to_date("%Y-%m-%d", strict=False)
-    serial = s.str.extract(r"^(\d{5})(?:\.0+)?$").cast(pl.Int64)
-    value = pl.coalesce(parsed, (pl.lit(EXCEL_EPOCH) + pl.duration(days=serial)).cast(pl.Date))
+    compact = pl.when(s.str.contains(r"^\d{8}$")).then(s.str.to_date("%Y%m%d", strict=False))
+    serial = s.str.extract(r"^(\d{5})(?:\.0+)?$").cast(pl.Int32) + EXCEL_DAY
+    value = pl.coalesce(dashed.str.to_date("%Y-%m-%d", strict=False), compact, serial.cast(pl.Date))
     return pl.when(value.is_between(pl.lit(EARLIEST), pl.lit(LATEST))).then(value)
 
 

@@ -143,6 +143,38 @@ def test_handmade_health_file_reads_every_form(tmp_path):
     assert valid["JS002"] and valid["JS004"] and valid["JS006"] and not valid["JS003"] and not valid["JS005"]
 
 
+def _gbk_names(folder: Path, *names: bytes) -> Path:
+    """The handmade settlement file with its first rows' names replaced by raw bytes."""
+    rows = tuple(
+        r.replace(r.split(",")[3], f"@{i}@", 1) if i < len(names) else r for i, r in enumerate(handmade.HEALTH_ROWS)
+    )
+    path = handmade.write_health(folder, rows=rows)
+    data = path.read_bytes()
+    for i, name in enumerate(names):
+        data = data.replace(f"@{i}@".encode(), name)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("iconv", [True, False], ids=["iconv", "python codec"])
+def test_gbk_names_read_as_gb18030_2022_whichever_converter(iconv, tmp_path, monkeypatch):
+    # FE51 and A6D9 were private-use code points in GB 18030-2005 and are characters in
+    # 2022. 82359037 is 龴 in 2005 (2022 gives that to FE59): glibc's iconv refuses it,
+    # so that file is read by Python's codec wherever it is read.
+    if not iconv:
+        monkeypatch.setenv("PATH", str(tmp_path))  # a machine without iconv
+    source = health_insurance.SOURCE
+    path = _gbk_names(tmp_path / "hi", "王".encode("gbk") + b"\xfe\x51", b"\xa6\xd9")
+    names = readers.read_file(source, path, "health_insurance/x.csv").frame["name"].to_list()
+    assert names[:2] == ["王\U00020087", "\ufe10"]
+    assert names[2:] == [r.split(",")[3] for r in handmade.HEALTH_ROWS[2:]]
+    path = _gbk_names(tmp_path / "old", b"\x82\x35\x90\x37", b"\xfe\x59")
+    assert readers.read_file(source, path, "x.csv").frame["name"].to_list()[:2] == ["\u9fb4", "\u9fb4"]
+    broken = _gbk_names(tmp_path / "broken", b"\x81\x20", b"\xa6\xd9")
+    with pytest.raises(DeliveryError, match="not GBK text: invalid bytes at line 2"):
+        readers.read_file(source, broken, "health_insurance/x.csv")
+
+
 def test_reversal_cancels_its_original_whichever_arrives_first(tmp_path):
     inbox = tmp_path / "inbox"
     reversal = [r for r in handmade.HEALTH_ROWS if r.startswith("JS002R")]
