@@ -4,6 +4,7 @@
 
     <stage>/layout.json                       the layout's version (see staging.migrate)
     <stage>/versions/<source>.parquet         every version of every record, with the night it arrived
+    <stage>/current/<source>.parquet          each record's latest version: what the newest night sees (kept with the versions)
     <stage>/ledger/<source>.parquet           every file (or exchange pull) and what became of its rows
     <stage>/quarantine/<source>.parquet       every row not loaded, with its reason
     <stage>/watermarks.json                   how far the 人社 exchange has been read
@@ -45,6 +46,9 @@ class Layout:
 
     def versions(self, source: str) -> Path:
         return self.root / "versions" / f"{source}.parquet"
+
+    def current(self, source: str) -> Path:
+        return self.root / "current" / f"{source}.parquet"
 
     def ledger(self, source: str) -> Path:
         return self.root / "ledger" / f"{source}.parquet"

@@ -77,7 +77,7 @@ def stamp_versions(stage: Stage) -> None:
         if path.stem == "registry":  # the one source delivered whole in the old layout
             snapshots.append(path.stem)
             stamped = stamped.with_columns(pl.col("arrived").max())
-        stage._write_parquet(stamped.select(*records.columns, "arrived", "version"), stage.layout.versions(path.stem))
+        stage.save_versions(path.stem, stamped.select(*records.columns, "arrived", "version"), path.stem in snapshots)
         stage._delete(path)
     if folder.is_dir():
         stage._delete(folder)

@@ -22,7 +22,7 @@ import polars as pl
 from guardline.atomic import Hook, Transaction, file_lock, recover
 from staging.layout import LAYOUT_VERSION, Layout
 from staging.migrate import migrate
-from staging.versions import ARRIVED, VERSION, Merge, as_of, history, merge_versions
+from staging.versions import ARRIVED, STAMPS, VERSION, Merge, as_of, history, latest, merge_versions
 
 __all__ = ["Merge", "Prior", "Stage", "Watermark", "merge_versions", "stage_lock"]
 SETTLED_SCHEMA = {"night": pl.Date, "status": pl.String, "reason": pl.String}
@@ -141,16 +141,33 @@ class Stage:
 
     def records(self, stage_name: str, night: date | None = None, snapshot: bool | None = None) -> pl.DataFrame | None:
         """The records the night ``night`` sees (None: every version arrived so far): per
-        record its latest version arrived by then; of the register, the latest export."""
+        record its latest version arrived by then; of the register, the latest export.
+
+        A night on or after the newest arrival (every night but a re-run of an older one)
+        reads them as kept beside the versions (:meth:`current`), not sorted out of every
+        version again: a night's steps ask for the same records several times."""
+        if snapshot is None and (current := self.current(stage_name, night)) is not None:
+            return current.drop(STAMPS)
         versions = self.versions(stage_name)
         if versions is None:
             return None
         seen = as_of(versions, night, stage_name in self.snapshots() if snapshot is None else snapshot)
         return seen if seen.height or night is None or versions.height == 0 else None
 
+    def current(self, stage_name: str, night: date | None = None) -> pl.DataFrame | None:
+        """Each record's latest version with its stamps, as kept when versions were last
+        added, if that is what the night ``night`` sees (nothing arrived after it); None
+        otherwise, or when the stage has not kept it (a stage staged before it did)."""
+        kept = self._read_parquet(self.layout.current(stage_name))
+        if kept is None or (night is not None and kept.height and kept[ARRIVED].max() > night):
+            return None
+        return kept
+
     def latest_versions(self, stage_name: str, night: date) -> pl.DataFrame | None:
         """Per record, the version the night ``night`` sees (``source_record_id``,
         ``version``): what tells a night which records changed since an earlier one."""
+        if (current := self.current(stage_name, night)) is not None:
+            return current.select("source_record_id", VERSION)
         path = self.layout.versions(stage_name)
         pending, value = self._tx.pending(path) if self._tx is not None else (False, None)
         if (pending and value is None) or (not pending and not path.exists()):
@@ -191,7 +208,14 @@ class Stage:
             return
         old = self.versions(stage_name)
         frame = added if old is None else pl.concat([old, added], how="diagonal_relaxed")
-        self._write_parquet(frame.sort(ARRIVED, VERSION), self.layout.versions(stage_name))
+        self.save_versions(stage_name, frame, stage_name in self.snapshots())
+
+    def save_versions(self, stage_name: str, versions: pl.DataFrame, snapshot: bool) -> None:
+        """Replace a source's versions, and with them, in the same step, what the newest
+        night sees of them (:meth:`current`)."""
+        versions = versions.sort(ARRIVED, VERSION)
+        self._write_parquet(versions, self.layout.versions(stage_name))
+        self._write_parquet(latest(versions, None, snapshot), self.layout.current(stage_name))
 
     def history(self, record: str) -> pl.DataFrame:
         """Every version of one record in every source, in order of arrival."""

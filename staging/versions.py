@@ -100,11 +100,18 @@ def as_of(versions: pl.DataFrame, night: date | None, snapshot: bool = False) ->
     """The records a night sees: per record its latest version arrived by ``night`` (every
     version when ``night`` is None). A ``snapshot`` source (the register) is one whole
     delivery: the records of the latest one arrived by ``night``. Unstamped, by key."""
+    return latest(versions, night, snapshot).drop(STAMPS)
+
+
+def latest(versions: pl.DataFrame, night: date | None, snapshot: bool = False) -> pl.DataFrame:
+    """:func:`as_of` with each record's stamps kept (the night its version arrived and the
+    version's number), by key: what the stage keeps of the newest night, so that a night
+    with nothing arrived after it reads its records without sorting every version."""
     seen = versions if night is None else versions.filter(pl.col(ARRIVED) <= night)
     if snapshot and seen.height:
         seen = seen.filter(pl.col(ARRIVED) == pl.col(ARRIVED).max())
-    latest = seen.sort(ARRIVED, VERSION).unique("source_record_id", keep="last", maintain_order=True)
-    return latest.drop(STAMPS).sort("source_record_id")
+    newest = seen.sort(ARRIVED, VERSION).unique("source_record_id", keep="last", maintain_order=True)
+    return newest.sort("source_record_id")
 
 
 def history(versions: pl.DataFrame, record: str) -> pl.DataFrame:

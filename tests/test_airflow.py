@@ -145,7 +145,8 @@ def night(env, province, databases) -> str:
     the night. The warehouse's URL."""
     finish({SYNC_DAGS["registry"]: dags_test(env, SYNC_DAGS["registry"], LOGICAL)}, env)
     finish({SYNC_DAGS[s]: dags_test(env, SYNC_DAGS[s], LOGICAL) for s in SOURCES[1:]}, env)
-    (province / "stage" / BROKEN / "versions" / "health_insurance.parquet").write_bytes(b"not a parquet file")
+    for kept in ("versions", "current"):
+        (province / "stage" / BROKEN / kept / "health_insurance.parquet").write_bytes(b"not a parquet file")
     dags_test(env, MATCH_DAG, "--conf", json.dumps({"as_of": AS_OF.isoformat()})).wait(timeout=600)
     return f"{PG}/{databases[1]}"
 

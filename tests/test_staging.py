@@ -76,6 +76,54 @@ def test_a_snapshot_night_sees_the_latest_whole_delivery_only():
     assert as_of(versions, D + timedelta(days=1), snapshot=True)["source_record_id"].to_list() == ["p1"]
 
 
+def test_the_newest_nights_records_are_read_as_kept_and_older_nights_as_of_their_versions(tmp_path):
+    """What the newest night sees is kept beside the versions (current/), written in the
+    same step; every night reads the same records as before it was kept."""
+    stage = Stage(tmp_path)
+    deliveries = [
+        (D, _rows(["a", "b"], [1, 1], "f1")),
+        (D + timedelta(days=1), _rows(["b", "c"], [2, 5], "f2")),  # b changed, c new
+        (D + timedelta(days=3), _rows(["a"], [7], "f3")),  # a changed, nothing on the 29th
+    ]
+    for night, rows in deliveries:
+        seen = stage.records("s", night)
+        merged = merge_versions(seen, rows, ["v"], night, stage.next_version("s"))
+        stage.add_versions("s", merged.added)
+    registers = [(D, ["p1", "p2"]), (D + timedelta(days=2), ["p2", "p3"])]
+    for night, ids in registers:
+        rows = merge_versions(None, _rows(ids, [1] * len(ids), "r"), ["v"], night, stage.next_version("r")).added
+        stage.add_versions("r", rows, snapshot=True)
+    truth = {  # by hand: per night, each record's latest value by then
+        D - timedelta(days=1): None,
+        D: [("a", 1), ("b", 1)],
+        D + timedelta(days=1): [("a", 1), ("b", 2), ("c", 5)],
+        D + timedelta(days=2): [("a", 1), ("b", 2), ("c", 5)],
+        D + timedelta(days=3): [("a", 7), ("b", 2), ("c", 5)],
+        D + timedelta(days=9): [("a", 7), ("b", 2), ("c", 5)],
+    }
+    for night, expected in truth.items():
+        got = stage.records("s", night)
+        assert (got.select("source_record_id", "v").rows() if got is not None else None) == expected, night
+    assert stage.records("s").select("source_record_id", "v").rows() == truth[D + timedelta(days=3)]
+    assert stage.records("r", D + timedelta(days=1))["source_record_id"].to_list() == ["p1", "p2"]
+    assert stage.records("r", D + timedelta(days=5))["source_record_id"].to_list() == ["p2", "p3"]
+    # the newest nights read the kept file, an older night does not
+    kept = pl.read_parquet(tmp_path / "current" / "s.parquet")
+    assert kept.select("source_record_id", "v", "arrived").rows() == [
+        ("a", 7, D + timedelta(days=3)),
+        ("b", 2, D + timedelta(days=1)),
+        ("c", 5, D + timedelta(days=1)),
+    ]
+    assert stage.current("s", D + timedelta(days=3)) is not None and stage.current("s", D + timedelta(days=2)) is None
+    for night, numbers in ((D + timedelta(days=3), [4, 2, 3]), (D + timedelta(days=2), [0, 2, 3])):
+        assert stage.latest_versions("s", night).sort("source_record_id")["version"].to_list() == numbers
+    # a stage that never kept them (staged before they were) reads the same records
+    shutil.rmtree(tmp_path / "current")
+    for night, expected in truth.items():
+        got = Stage(tmp_path).records("s", night)
+        assert (got.select("source_record_id", "v").rows() if got is not None else None) == expected, night
+
+
 # -- three nights of a county ----------------------------------------------------------
 
 
