@@ -247,11 +247,16 @@ def row_ids(frame: pl.DataFrame) -> pl.DataFrame:
     """Number a pull's rows by what they hold, not by where they fall in tonight's window:
     the same row pulled again (a re-run, or an undated row that comes back every night)
     keeps its number, so its quarantine entry is not made twice. Identical rows are told
-    apart by their order among themselves."""
-    digest = pl.struct(pl.all()).hash(seed=20261201) // 2
-    return frame.select(
-        (digest.cast(pl.Int64) // 1000 * 1000 + pl.int_range(pl.len()).over(digest)).alias(ROW), pl.all()
-    )
+    apart by their order among themselves (counted among the repeated rows only: a window
+    over every row of a pull cost 1.5 s for 1.1M contribution months, nearly all unique)."""
+    digest = frame.select(pl.struct(pl.all()).hash(seed=20261201) // 2).to_series().cast(pl.Int64)
+    number = digest // 1000 * 1000
+    repeated = digest.is_duplicated()
+    if repeated.any():
+        twins = pl.DataFrame({"digest": digest}).with_row_index("at").filter(repeated)
+        nth = twins.select("at", pl.int_range(pl.len(), dtype=pl.Int64).over("digest").alias("nth"))
+        number = number + pl.zeros(len(digest), pl.Int64, eager=True).scatter(nth["at"], nth["nth"])
+    return frame.select(number.alias(ROW), pl.all())
 
 
 def unseen(raw: RawBatch, staged: pl.DataFrame | None) -> RawBatch:

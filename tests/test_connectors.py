@@ -547,6 +547,21 @@ def test_the_exchange_is_read_as_arrow_as_the_portable_path_reads_it(county):
     _same_pull_both_ways(url)
 
 
+def test_a_pulled_row_is_numbered_by_what_it_holds_and_twins_by_their_order():
+    rows = pl.DataFrame({"aac002": ["A", "B", "A", "C", "A", "B"], "period": ["1", "1", "1", "2", "1", "1"]})
+    numbered = human_resources.row_ids(rows)
+    assert numbered.columns == [human_resources.ROW, "aac002", "period"]
+    row = numbered[human_resources.ROW].to_list()
+    # the three A rows and the two B rows share their content's number, told apart 0, 1, 2
+    assert [row[2] - row[0], row[4] - row[0], row[5] - row[1]] == [1, 2, 1]
+    assert row[0] % 1000 == row[1] % 1000 == row[3] % 1000 == 0
+    assert len({row[0], row[1], row[3]}) == 3
+    # the same rows pulled again in another order keep their numbers (twins by their order)
+    again = human_resources.row_ids(rows.reverse())[human_resources.ROW].to_list()[::-1]
+    assert sorted(again) == sorted(row) and again[3] == row[3]
+    assert human_resources.row_ids(rows.head(0)).height == 0
+
+
 def test_missing_exchange_database_fails_only_human_resources(tmp_path):
     inbox = tmp_path / "inbox"
     handmade.write_disaster_csv(inbox / "emergency_management")
