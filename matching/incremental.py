@@ -31,12 +31,25 @@ VERSION = "version"  # the staged version of the record a link was scored on
 SHARE = "__share_"  # the group of a record under each ``shares`` rule: __share_0, __share_1, ...
 
 
-def basis(persons: pl.DataFrame, settings: Settings, model: dict) -> str:
-    """A fingerprint of everything a link depends on besides its own record."""
-    rows = persons.hash_rows(seed=20261202).sort().to_numpy().tobytes()
+def register_digest(persons: pl.DataFrame) -> str:
+    """A fingerprint of the register's rows, in whatever order they come."""
+    return hashlib.sha256(persons.hash_rows(seed=20261202).sort().to_numpy().tobytes()).hexdigest()
+
+
+def basis(register: str, settings: Settings, model: dict) -> str:
+    """A fingerprint of everything a link depends on besides its own record (``register``:
+    the :func:`register_digest` of the night's register)."""
     model_text = json.dumps({k: v for k, v in model.items() if k != "basis"}, sort_keys=True, default=str)
-    text = "|".join((hashlib.sha256(rows).hexdigest(), repr(settings), model_text, code_version(), pl.__version__))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _digest(register, repr(settings), model_text)
+
+
+def prepared_tag(register: str) -> str:
+    """What the register prepared for matching depends on: its rows and the code."""
+    return _digest(register)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("|".join((*parts, code_version(), pl.__version__)).encode()).hexdigest()
 
 
 def share_keys(left: pl.DataFrame, settings: Settings) -> pl.DataFrame:

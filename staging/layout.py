@@ -15,6 +15,7 @@
     <stage>/exit/<D>.parquet                  the night D's exit candidates
     <stage>/features/<D>.parquet              the night D's features per household
     <stage>/models/<D>.json                   the matching model the night D scored with, and when it was fitted
+    <stage>/prepared/registry.parquet         the register prepared for matching, and (registry.tag) what it was prepared from
     <stage>/review_decisions.parquet          the reviewers' decisions, with the night they apply from
     <stage>/visits.parquet                    the visits cadres returned (per household and rule), with the night they apply from
     <stage>/runs/<D>.json                     what each step of the night D did
@@ -69,6 +70,14 @@ class Layout:
 
     def model(self, night: date) -> Path:
         return self.root / "models" / f"{night.isoformat()}.json"
+
+    @property
+    def prepared_register(self) -> Path:
+        return self.root / "prepared" / "registry.parquet"
+
+    @property
+    def prepared_tag(self) -> Path:
+        return self.root / "prepared" / "registry.tag"
 
     @property
     def decisions(self) -> Path:

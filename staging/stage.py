@@ -473,6 +473,19 @@ class Stage:
             account = {"fingerprint": fingerprint, "tables": sorted(tables)}
             self._write_text(self.layout.loaded_account, json.dumps(account, indent=1) + "\n")
 
+    def prepared_register(self, tag: str) -> pl.DataFrame | None:
+        """The register as matching last prepared it, if prepared from what ``tag`` names
+        (the register's rows and the code: :func:`matching.incremental.prepared_tag`)."""
+        if self._read_text(self.layout.prepared_tag) != tag:
+            return None
+        return self._read_parquet(self.layout.prepared_register)
+
+    def save_prepared_register(self, tag: str, frame: pl.DataFrame) -> None:
+        """Keep the register prepared for matching, with what it was prepared from."""
+        with self.transaction():
+            self._write_parquet(frame, self.layout.prepared_register)
+            self._write_text(self.layout.prepared_tag, tag)
+
     def save_run(self, night: date, run: dict) -> None:
         """What the night's steps did (their results, as JSON)."""
         self._write_text(self.layout.run(night), json.dumps(run, ensure_ascii=False, indent=1, default=str) + "\n")

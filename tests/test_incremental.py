@@ -151,3 +151,26 @@ def test_the_incremental_nights_did_less(nights):
     # The 人社 pull of the third night types and validates none of the rows it re-read.
     hr = next(s for s in incr[2].ingested.sources if s.source == "human_resources")
     assert hr.total("rows_read") > 0 and hr.total("duplicates") == hr.total("rows_read") and hr.total("loaded") == 0
+
+
+def test_the_register_prepared_for_matching_is_kept_while_the_register_and_code_stay(nights, monkeypatch):
+    """A scoring night prepares the register once and keeps it; the nights after it take
+    the kept one while the register's rows are the same (the full way, which prepares it
+    afresh every night, made the same links above), and never when they changed."""
+    from matching import incremental, run
+    from matching.prepare import register_frame
+    from staging.stage import Stage
+
+    stage = Stage(nights["incremental"][-1][0].outbox.parent / "stage")
+    persons = stage.records("registry", NIGHTS[-1])
+    digest = incremental.register_digest(persons)
+    assert stage.prepared_register(incremental.prepared_tag(digest)).equals(register_frame(persons))
+
+    def refuse(_persons):
+        raise AssertionError("prepared again")
+
+    monkeypatch.setattr(run, "register_frame", refuse)
+    assert run._prepared_register(stage, persons, digest).equals(register_frame(persons))
+    moved = persons.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("新村")).otherwise("village").alias("village"))
+    with pytest.raises(AssertionError, match="prepared again"):
+        run._prepared_register(stage, moved, incremental.register_digest(moved))
