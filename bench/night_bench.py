@@ -110,6 +110,8 @@ def steps(home: Path, as_of: date) -> str:
     run = _audit(home, as_of)
     night = next(iter(run["counties"].values()), {})
     scored = f"; {night['scored']:,} records scored, {night['carried']:,} links carried" if "scored" in night else ""
+    if "features_computed" in night:
+        scored += f", {night['features_computed']:,} households' features computed"
     return ", ".join(
         f"{step} {s:.1f} s {run['peak_mib'].get(step, 0):,.0f} MiB" for step, s in run["seconds"].items()
     ) + scored

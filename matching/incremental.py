@@ -31,24 +31,21 @@ VERSION = "version"  # the staged version of the record a link was scored on
 SHARE = "__share_"  # the group of a record under each ``shares`` rule: __share_0, __share_1, ...
 
 
-def register_digest(persons: pl.DataFrame) -> str:
-    """A fingerprint of the register's rows, in whatever order they come."""
-    return hashlib.sha256(persons.hash_rows(seed=20261202).sort().to_numpy().tobytes()).hexdigest()
+def rows_digest(frame: pl.DataFrame) -> str:
+    """A fingerprint of a frame's rows, in whatever order they come."""
+    return hashlib.sha256(frame.hash_rows(seed=20261202).sort().to_numpy().tobytes()).hexdigest()
 
 
 def basis(register: str, settings: Settings, model: dict) -> str:
     """A fingerprint of everything a link depends on besides its own record (``register``:
-    the :func:`register_digest` of the night's register)."""
+    the :func:`rows_digest` of the night's register)."""
     model_text = json.dumps({k: v for k, v in model.items() if k != "basis"}, sort_keys=True, default=str)
-    return _digest(register, repr(settings), model_text)
+    return fingerprint(register, repr(settings), model_text)
 
 
-def prepared_tag(register: str) -> str:
-    """What the register prepared for matching depends on: its rows and the code."""
-    return _digest(register)
-
-
-def _digest(*parts: str) -> str:
+def fingerprint(*parts: str) -> str:
+    """``parts`` with the code's and polars' versions, hashed: what a result kept in the
+    stage was made from (a new release makes it anew)."""
     return hashlib.sha256("|".join((*parts, code_version(), pl.__version__)).encode()).hexdigest()
 
 

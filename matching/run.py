@@ -147,7 +147,7 @@ def match_stage(
         links = pl.DataFrame(schema=LINK_SCHEMA)
         stage.save_nightly("links", as_of, links)
         return MatchResult(links, None, pl.DataFrame(), pl.DataFrame(), timings)
-    register = incremental.register_digest(persons)
+    register = incremental.rows_digest(persons)
     night_basis = None if due else incremental.basis(register, chosen, kept)
     earlier = None if due or full else _continued(stage, as_of, night_basis)
     right = left = pl.DataFrame()
@@ -188,7 +188,7 @@ def _prepared_register(stage: Stage, persons: pl.DataFrame, register: str) -> pl
     prepared it while the register's rows and the code stay the same (a register export
     comes monthly; preparing it, pinyin and all, cost a scoring night about 2 s at
     100,000 households)."""
-    tag = incremental.prepared_tag(register)
+    tag = incremental.fingerprint(register, "prepared register")
     right = stage.prepared_register(tag)
     if right is None:
         right = register_frame(persons)

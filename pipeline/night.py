@@ -147,8 +147,9 @@ def run_night(
     night sets ``stopped`` and the result keeps what the earlier steps did.
 
     ``on_step`` is called at every step boundary, inside commits too (the kill tests
-    stop the process there). ``full``: every record scored, the county's warehouse rows
-    replaced, rather than tonight's changes only (the same tables).
+    stop the process there). ``full``: every record scored, every household's features
+    computed, the county's warehouse rows replaced, rather than tonight's changes only
+    (the same tables).
     """
     from connectors.ingest import ingest
     from pipeline import steps
@@ -175,7 +176,7 @@ def run_night(
             step("extract+validate", "ingested", lambda: ingest(inbox, as_of, stage_dir, hr_url, on_step=on_step))
             _register_or_stop(result, stage_dir, as_of)
             step("match", "matched", lambda: steps.match(stage_dir, as_of, full=full).summary())
-            step("rules", "flagged", lambda: steps.flag(stage_dir, as_of).summary())
+            step("rules", "flagged", lambda: steps.flag(stage_dir, as_of, full=full).summary())
             step("load", "loaded", lambda: steps.load(eng, stage_dir, as_of, demo=demo, rekey=rekey, full=full))
             step("publish", "written", lambda: steps.publish(stage_dir, outbox, as_of, on_step))
         except GuardlineError as exc:

@@ -182,11 +182,12 @@ def match(county_stage: Path, as_of: date, settings: str = "china", full: bool =
 
 
 @writes_privately
-def flag(county_stage: Path, as_of: date, catalogue: Catalogue | None = None) -> FlagResult:
-    """The rules for one county's night: flags with their lifecycle, exit candidates."""
+def flag(county_stage: Path, as_of: date, catalogue: Catalogue | None = None, full: bool = False) -> FlagResult:
+    """The rules for one county's night: flags with their lifecycle, exit candidates
+    (``full``: every household's features computed, not only those that can have changed)."""
     from rules.run import flag_stage
 
-    return flag_stage(Stage(county_stage), as_of, catalogue)
+    return flag_stage(Stage(county_stage), as_of, catalogue, full)
 
 
 @writes_privately

@@ -14,6 +14,7 @@
     <stage>/flags/<D>.parquet                 the night D's flags with their lifecycle
     <stage>/exit/<D>.parquet                  the night D's exit candidates
     <stage>/features/<D>.parquet              the night D's features per household
+    <stage>/features/<D>.json                 what they were computed from: the basis, the record versions, the links
     <stage>/models/<D>.json                   the matching model the night D scored with, and when it was fitted
     <stage>/prepared/registry.parquet         the register prepared for matching, and (registry.tag) what it was prepared from
     <stage>/review_decisions.parquet          the reviewers' decisions, with the night they apply from
@@ -67,6 +68,9 @@ class Layout:
     def nightly(self, kind: str, night: date) -> Path:
         """``links``, ``scored``, ``flags``, ``exit`` or ``features`` of one night."""
         return self.root / kind / f"{night.isoformat()}.parquet"
+
+    def features_basis(self, night: date) -> Path:
+        return self.root / "features" / f"{night.isoformat()}.json"
 
     def model(self, night: date) -> Path:
         return self.root / "models" / f"{night.isoformat()}.json"

@@ -119,12 +119,12 @@ class Stage:
         with self.transaction() as tx:
             tx.delete(path)
 
-    def _read_parquet(self, path: Path) -> pl.DataFrame | None:
+    def _read_parquet(self, path: Path, columns: list[str] | None = None) -> pl.DataFrame | None:
         if self._tx is not None:
             pending, value = self._tx.pending(path)
             if pending:
-                return value
-        return pl.read_parquet(path) if path.exists() else None
+                return value.select(columns) if value is not None and columns else value
+        return pl.read_parquet(path, columns=columns) if path.exists() else None
 
     def _read_text(self, path: Path) -> str | None:
         if self._tx is not None:
@@ -154,11 +154,13 @@ class Stage:
         seen = as_of(versions, night, stage_name in self.snapshots() if snapshot is None else snapshot)
         return seen if seen.height or night is None or versions.height == 0 else None
 
-    def current(self, stage_name: str, night: date | None = None) -> pl.DataFrame | None:
+    def current(self, stage_name: str, night: date | None = None, columns: list[str] | None = None) -> pl.DataFrame | None:
         """Each record's latest version with its stamps, as kept when versions were last
-        added, if that is what the night ``night`` sees (nothing arrived after it); None
-        otherwise, or when the stage has not kept it (a stage staged before it did)."""
-        kept = self._read_parquet(self.layout.current(stage_name))
+        added (only ``columns``, with ``arrived``, if given), if that is what the night
+        ``night`` sees (nothing arrived after it); None otherwise, or when the stage has
+        not kept it (a stage staged before it did)."""
+        wanted = None if columns is None else list(dict.fromkeys([*columns, ARRIVED]))
+        kept = self._read_parquet(self.layout.current(stage_name), wanted)
         if kept is None or (night is not None and kept.height and kept[ARRIVED].max() > night):
             return None
         return kept
@@ -473,9 +475,22 @@ class Stage:
             account = {"fingerprint": fingerprint, "tables": sorted(tables)}
             self._write_text(self.layout.loaded_account, json.dumps(account, indent=1) + "\n")
 
+    def features_basis(self, night: date) -> dict | None:
+        """What the night's features were computed from (:func:`rules.run.flag_stage`)."""
+        text = self._read_text(self.layout.features_basis(night))
+        return json.loads(text) if text else None
+
+    def save_features_basis(self, night: date, basis: dict | None) -> None:
+        """Keep (or, with None, forget) what the night's features were computed from."""
+        if basis is None:
+            if self.layout.features_basis(night).exists():
+                self._delete(self.layout.features_basis(night))
+            return
+        self._write_text(self.layout.features_basis(night), json.dumps(basis, indent=1, sort_keys=True) + "\n")
+
     def prepared_register(self, tag: str) -> pl.DataFrame | None:
         """The register as matching last prepared it, if prepared from what ``tag`` names
-        (the register's rows and the code: :func:`matching.incremental.prepared_tag`)."""
+        (the register's rows and the code: :func:`matching.incremental.fingerprint`)."""
         if self._read_text(self.layout.prepared_tag) != tag:
             return None
         return self._read_parquet(self.layout.prepared_register)

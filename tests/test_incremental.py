@@ -148,6 +148,11 @@ def test_the_incremental_nights_did_less(nights):
     changed.pop("exit_candidates")
     assert changed and all(n == 0 for n in changed.values()), changed
     assert sum(incr[1].loaded.changed.values()) < sum(full[1].loaded.changed.values())
+    # The rules computed the features of the households whose inputs changed or windows
+    # moved only, and continued the others'.
+    for n in (1, 2):
+        assert incr[n].flagged["features_computed"] < full[n].flagged["features_computed"], n
+    assert incr[0].flagged["features_computed"] == full[0].flagged["features_computed"] > 0
     # The 人社 pull of the third night types and validates none of the rows it re-read.
     hr = next(s for s in incr[2].ingested.sources if s.source == "human_resources")
     assert hr.total("rows_read") > 0 and hr.total("duplicates") == hr.total("rows_read") and hr.total("loaded") == 0
@@ -163,8 +168,8 @@ def test_the_register_prepared_for_matching_is_kept_while_the_register_and_code_
 
     stage = Stage(nights["incremental"][-1][0].outbox.parent / "stage")
     persons = stage.records("registry", NIGHTS[-1])
-    digest = incremental.register_digest(persons)
-    assert stage.prepared_register(incremental.prepared_tag(digest)).equals(register_frame(persons))
+    digest = incremental.rows_digest(persons)
+    assert stage.prepared_register(incremental.fingerprint(digest, "prepared register")).equals(register_frame(persons))
 
     def refuse(_persons):
         raise AssertionError("prepared again")
@@ -173,4 +178,29 @@ def test_the_register_prepared_for_matching_is_kept_while_the_register_and_code_
     assert run._prepared_register(stage, persons, digest).equals(register_frame(persons))
     moved = persons.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("新村")).otherwise("village").alias("village"))
     with pytest.raises(AssertionError, match="prepared again"):
-        run._prepared_register(stage, moved, incremental.register_digest(moved))
+        run._prepared_register(stage, moved, incremental.rows_digest(moved))
+
+
+def test_features_continue_only_the_night_they_were_computed_from(nights, tmp_path):
+    """A night continues the earlier night's features only while that night's links are
+    the ones they were computed from: rewritten links (the night matched again) make the
+    night compute every household, with the same table."""
+    import shutil
+
+    from rules.run import flag_stage
+    from staging.stage import Stage
+
+    shutil.copytree(nights["incremental"][-1][0].outbox.parent / "stage", tmp_path / "stage")
+    stage = Stage(tmp_path / "stage")
+    last, before = NIGHTS[-1], NIGHTS[-2]
+    kept = stage.nightly("features", last)
+    again = flag_stage(stage, last)
+    households = kept.height
+    assert again.computed < households and stage.nightly("features", last).equals(kept)
+    links = stage.nightly("links", before)
+    moved = links.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("unmatched")).otherwise("match_status").alias("match_status")
+    )
+    stage.save_nightly("links", before, moved)
+    rewritten = flag_stage(stage, last)
+    assert rewritten.computed == households and stage.nightly("features", last).equals(kept)

@@ -83,7 +83,8 @@ def run(
     full: Annotated[
         bool,
         typer.Option(
-            help="Score every record and replace the county's warehouse rows, rather than pay for "
+            help="Score every record, compute every household's features and replace the county's "
+            "warehouse rows, rather than pay for "
             "tonight's changes only (the tables end the same)."
         ),
     ] = False,

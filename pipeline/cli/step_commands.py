@@ -145,13 +145,17 @@ def flag(
         Path | None, typer.Option(help="Rule catalogue (default rules/catalogue.yaml).")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="Local thresholds (default rules/config.yaml).")] = None,
+    full: Annotated[
+        bool,
+        typer.Option(help="Compute every household's features, not only those whose inputs changed or windows moved."),
+    ] = False,
 ) -> None:
     """Check the rules for every household as of D: flags with evidence, and exit candidates."""
     from rules.catalogue import Catalogue
     from rules.run import flag_stage
     from staging.stage import Stage
 
-    result = flag_stage(Stage(stage), night_of(as_of), Catalogue.load(catalogue, config))
+    result = flag_stage(Stage(stage), night_of(as_of), Catalogue.load(catalogue, config), full)
     table = Table(title=f"Flags as of {result.as_of}")
     for col in ("rule", "new", "continuing", "resolved"):
         table.add_column(col, justify="left" if col == "rule" else "right")
