@@ -72,12 +72,14 @@ def with_id_columns(frame: pl.DataFrame, raw: str, cell: str | None = None) -> p
 
     Built in stages, each intermediate a column of its own: as one expression, the
     checksum and the kind were evaluated once per reference (nine times a row), most of
-    the time it took to prepare a county's records.
+    the time it took to prepare a county's records. And lazily: the check digit's weighted
+    sum reads the first 17 digits seventeen times, which only the lazy engine evaluates
+    once (eager, 506,000 IDs took 3.5 s; lazy, 0.8 s).
     """
     s, sci = pl.col("__s"), pl.col("__sci")
     told = pl.col(cell) if cell is not None else pl.lit(None, pl.Boolean)
     scientific = r"^(\d)(?:\.(\d+))?E\+17$"
-    staged = frame.with_columns(idnumber.normalised_expr(pl.col(raw).fill_null("")).alias("__s"))
+    staged = frame.lazy().with_columns(idnumber.normalised_expr(pl.col(raw).fill_null("")).alias("__s"))
     staged = staged.with_columns(
         s.str.to_uppercase().str.extract(scientific, 1).alias("__sci"),
         s.str.to_uppercase().str.extract(scientific, 2).fill_null("").alias("__sci_rest"),
@@ -124,7 +126,7 @@ def with_id_columns(frame: pl.DataFrame, raw: str, cell: str | None = None) -> p
     prefix = pl.when(sci.is_not_null()).then(excel_text).when(excel_cell).then(s.str.slice(0, 15))
     staged = staged.with_columns(id18.alias("id18"), kind.alias("id_kind"), prefix.alias("id_prefix"))
     staged = staged.drop("__s", "__sci", "__sci_rest", "__valid_shape", "__shaped18", "__number_cell", "__excel_cell", "__kind")
-    return staged.with_columns(id_derived())
+    return staged.with_columns(id_derived()).collect()
 
 
 def id_value(id18: pl.Expr) -> pl.Expr:
