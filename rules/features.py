@@ -16,6 +16,8 @@ import polars as pl
 from connectors.health_insurance import effective_settlements
 
 CAN_WORK = ("技能劳动力", "普通劳动力")
+# The windows, in days before the night, over which records count (docs/rules.md).
+MEDICAL_DAYS, UNEMPLOYMENT_DAYS, DISASTER_DAYS, ASSISTANCE_DAYS = 365, 180, 365, 90
 HOUSING_DAMAGE = ("倒塌", "严重损坏", "一般损坏")
 SEVERE_DAMAGE = ("倒塌", "严重损坏")
 
@@ -147,7 +149,7 @@ def medical(inputs: Inputs, as_of: date) -> pl.DataFrame | None:
         how="diagonal_relaxed",
     )
     effective = effective_settlements(rows, as_of).collect()
-    counted = effective.filter(~pl.col("cancelled") & in_window("settlement_date", as_of, 365)).join(
+    counted = effective.filter(~pl.col("cancelled") & in_window("settlement_date", as_of, MEDICAL_DAYS)).join(
         settlements.select("source_record_id", "household_id"), on="source_record_id"
     )
     return counted.group_by("household_id").agg(
@@ -172,7 +174,7 @@ def work(inputs: Inputs, register: pl.DataFrame, as_of: date) -> pl.DataFrame | 
     )
     if events is not None:
         ev = events.filter(pl.col("event_date") <= as_of)
-        unemployed = ev.filter((pl.col("event_type") == "失业登记") & in_window("event_date", as_of, 180))
+        unemployed = ev.filter((pl.col("event_type") == "失业登记") & in_window("event_date", as_of, UNEMPLOYMENT_DAYS))
         hired = ev.filter(pl.col("event_type").is_in(["就业登记", "灵活就业登记"])).select(
             "person_id", pl.col("event_date").alias("hired")
         )
@@ -268,7 +270,7 @@ def disasters(inputs: Inputs, as_of: date) -> pl.DataFrame | None:
     records = _matched(inputs.disaster, inputs.links, "emergency_management")
     if records is None:
         return None
-    recent = records.filter(in_window("disaster_date", as_of, 365))
+    recent = records.filter(in_window("disaster_date", as_of, DISASTER_DAYS))
     loss = pl.when(pl.col("direct_loss") > 0).then(pl.col("direct_loss"))
     return recent.group_by("household_id").agg(
         pl.col("house_damage").is_in(list(SEVERE_DAMAGE)).any().alias("disaster_severe"),
@@ -287,7 +289,7 @@ def assistance(inputs: Inputs, as_of: date) -> pl.DataFrame | None:
     records = _matched(inputs.civil, inputs.links, "civil_affairs")
     if records is None:
         return None
-    recent = records.filter(in_window("approval_date", as_of, 90))
+    recent = records.filter(in_window("approval_date", as_of, ASSISTANCE_DAYS))
     dibao = (pl.col("change_type") == "新增") & pl.col("category").is_in(["农村低保", "农村特困"])
     temporary = pl.col("category") == "临时救助"
     return (

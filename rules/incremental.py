@@ -29,24 +29,36 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from rules.features import Inputs, feature_table
+from connectors.sources import BY_STAGE_NAME
+from rules.features import (
+    ASSISTANCE_DAYS,
+    DISASTER_DAYS,
+    MEDICAL_DAYS,
+    UNEMPLOYMENT_DAYS,
+    Inputs,
+    feature_table,
+)
 
 KEYS = ["source", "source_record_id"]
 LINKED = [*KEYS, "person_id", "household_id", "match_status"]  # what a link says of a record
-# Per dated input: its source in the links, its date column, and its windows (days).
+# Per dated input (an attribute of Inputs): its stage name, its date column, and the
+# windows (days) the features count it over; every dated record also counts from its day on.
 WINDOWS: dict[str, tuple[str, str, tuple[int, ...]]] = {
-    "health": ("health_insurance", "settlement_date", (365,)),
-    "disaster": ("emergency_management", "disaster_date", (365,)),
-    "civil": ("civil_affairs", "approval_date", (90,)),
-    "employment": ("human_resources", "event_date", (180,)),
+    "health": ("health_insurance", "settlement_date", (MEDICAL_DAYS,)),
+    "disaster": ("emergency_management", "disaster_date", (DISASTER_DAYS,)),
+    "civil": ("civil_affairs", "approval_date", (ASSISTANCE_DAYS,)),
+    "employment": ("human_resources.rs_employment_event", "event_date", (UNEMPLOYMENT_DAYS,)),
 }
-# Inputs whose records are compared by version: the stage name behind each, and its source.
-RECORD_INPUTS: dict[str, tuple[str, str]] = {
-    "health": ("health_insurance", "health_insurance"),
-    "civil": ("civil_affairs", "civil_affairs"),
-    "disaster": ("emergency_management", "emergency_management"),
-    "employment": ("human_resources.rs_employment_event", "human_resources"),
-    "contributions": ("human_resources.rs_contribution_month", "human_resources"),
+# The department records the features read, by stage name: the source their links name.
+RECORD_SOURCES: dict[str, str] = {
+    name: BY_STAGE_NAME[name].name
+    for name in (
+        "health_insurance",
+        "civil_affairs",
+        "emergency_management",
+        "human_resources.rs_employment_event",
+        "human_resources.rs_contribution_month",
+    )
 }
 
 
@@ -66,8 +78,8 @@ def same_month(earlier: date, night: date) -> bool:
 def moved(inputs: Inputs, earlier: date, night: date) -> pl.DataFrame:
     """The records (``KEYS``) a window's edge passed over between ``earlier`` and ``night``."""
     found = []
-    for attribute, (source, column, windows) in WINDOWS.items():
-        records = getattr(inputs, attribute)
+    for attribute, (stage_name, column, windows) in WINDOWS.items():
+        records, source = getattr(inputs, attribute), RECORD_SOURCES[stage_name]
         if records is None or records.height == 0:
             continue
         when = pl.col(column)

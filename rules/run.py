@@ -15,7 +15,7 @@ from rules.catalogue import Catalogue
 from rules.engine import evaluate, exit_candidates
 from rules.features import Inputs, feature_table
 from rules.incremental import (
-    RECORD_INPUTS,
+    RECORD_SOURCES,
     Earlier,
     continued,
     households_to_compute,
@@ -134,7 +134,7 @@ def _basis(stage: Stage, inputs: Inputs, as_of: date, hashes: pl.DataFrame) -> d
     what the newest night sees), so that no later night continues it."""
     marks = {}
     staged = stage.sources()
-    for stage_name, _source in RECORD_INPUTS.values():
+    for stage_name in RECORD_SOURCES:
         if stage_name in staged:
             kept = stage.current(stage_name, as_of, [VERSION])
             if kept is None:
@@ -168,7 +168,7 @@ def _continued(
     if links_digest(earlier_hashes) != before["links"]:  # the night was matched again after its rules
         return None
     changed = []
-    for stage_name, source in RECORD_INPUTS.values():
+    for stage_name, source in RECORD_SOURCES.items():
         kept = stage.current(stage_name, as_of, ["source_record_id", VERSION])
         if kept is not None:
             since = kept.filter(pl.col(VERSION) > before["versions"].get(stage_name, -1))
