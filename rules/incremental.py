@@ -40,6 +40,10 @@ from rules.features import (
 )
 
 KEYS = ["source", "source_record_id"]
+# Above this share of the households to compute, computing every one costs no more (a day
+# of deliveries in the 100,000-household county touched 31% of them: 2.2 s continued
+# against 3.1 s for all, with the scan of the records in both).
+MOST = 0.4
 LINKED = [*KEYS, "person_id", "household_id", "match_status"]  # what a link says of a record
 # Per dated input (an attribute of Inputs): its stage name, its date column, and the
 # windows (days) the features count it over; every dated record also counts from its day on.
@@ -140,8 +144,13 @@ def households_to_compute(
 
 def continued(earlier: Earlier, inputs: Inputs, households: pl.Series, night: date) -> pl.DataFrame | None:
     """``earlier``'s features with the rows of ``households`` computed again for ``night``,
-    by household; None when the rows computed do not take the earlier rows' types (a
-    column the earlier night had no value of anywhere): the caller computes them all."""
+    by household; None when computing them all is as cheap (more than ``MOST`` of the
+    households to compute: the cost of a household's features is mostly the scan of the
+    records, paid either way), or when the rows computed do not take the earlier rows'
+    types (a column the earlier night had no value of anywhere): the caller computes
+    them all."""
+    if households.len() > MOST * earlier.features.height:
+        return None
     if households.len() == 0:
         return earlier.features.sort("household_id")
     wanted = households.to_frame("household_id")

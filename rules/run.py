@@ -15,6 +15,7 @@ from rules.catalogue import Catalogue
 from rules.engine import evaluate, exit_candidates
 from rules.features import Inputs, feature_table
 from rules.incremental import (
+    LINKED,
     RECORD_SOURCES,
     Earlier,
     continued,
@@ -107,7 +108,7 @@ def flag_stage(stage: Stage, as_of: date, catalogue: Catalogue | None = None, fu
     whose inputs changed or whose windows moved are computed again: :mod:`rules.incremental`);
     ``full`` computes every household, which gives the same table. The flags and exit
     candidates are always judged over every household."""
-    links = stage.nightly("links", as_of)
+    links = stage.nightly("links", as_of, LINKED)  # what the features read of a link
     if links is None:
         raise GuardlineError(f"no links for {as_of} in {stage.root}: run `guardline match --as-of {as_of}` first")
     inputs = inputs_from({n: stage.records(n, as_of) for n in INPUT_STAGES}, links)
@@ -160,7 +161,7 @@ def _continued(
         return None
     night = earlier_nights[-1]
     before = stage.features_basis(night)
-    links = stage.nightly("links", night)
+    links = stage.nightly("links", night, LINKED)
     features = stage.nightly("features", night)
     if before is None or before["basis"] != basis["basis"] or links is None or features is None:
         return None

@@ -332,10 +332,10 @@ class Stage:
 
     # -- what each night's steps made ---------------------------------------------------
 
-    def nightly(self, kind: str, night: date) -> pl.DataFrame | None:
-        """The night's ``links``, ``flags``, ``exit`` candidates or ``features``; None if
-        that step has not run for the night."""
-        return self._read_parquet(self.layout.nightly(kind, night))
+    def nightly(self, kind: str, night: date, columns: list[str] | None = None) -> pl.DataFrame | None:
+        """The night's ``links``, ``flags``, ``exit`` candidates or ``features`` (only
+        ``columns``, if given); None if that step has not run for the night."""
+        return self._read_parquet(self.layout.nightly(kind, night), columns)
 
     def save_nightly(self, kind: str, night: date, frame: pl.DataFrame) -> None:
         if kind not in NIGHTLY:

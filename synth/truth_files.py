@@ -116,16 +116,11 @@ def write_truth(
     )
 
 
-def write_truth_flags(inbox: Path, truth: Path, as_of: date) -> None:
-    """truth/flags.csv: the flags the rules raise on the true links, computed by the rules'
-    second, independent implementation (synth/truth_rules.py), not by the engine."""
-    from connectors.ingest import read_inbox
-    from rules.catalogue import Catalogue
-    from synth.truth_rules import flags as true_flags
-
-    records = read_inbox(inbox, as_of)
-    people = records["registry"].select("person_id", "household_id")
-    links = (
+def true_links(truth: Path, register: pl.DataFrame) -> pl.DataFrame:
+    """truth/links.csv as the rules read links: each record with its true person's
+    household, matched, or unmatched where it names nobody of the register."""
+    people = register.select("person_id", "household_id")
+    return (
         pl.read_csv(truth / "links.csv", infer_schema=False)
         .join(people, on="person_id", how="left")
         .with_columns(
@@ -135,6 +130,17 @@ def write_truth_flags(inbox: Path, truth: Path, as_of: date) -> None:
             .alias("match_status")
         )
     )
+
+
+def write_truth_flags(inbox: Path, truth: Path, as_of: date) -> None:
+    """truth/flags.csv: the flags the rules raise on the true links, computed by the rules'
+    second, independent implementation (synth/truth_rules.py), not by the engine."""
+    from connectors.ingest import read_inbox
+    from rules.catalogue import Catalogue
+    from synth.truth_rules import flags as true_flags
+
+    records = read_inbox(inbox, as_of)
+    links = true_links(truth, records["registry"])
     counties = sorted(set(records["registry"]["county"].drop_nulls()))
     parameters = {
         row.pop("county"): row for row in Catalogue.load().parameters_for(counties, as_of.year).to_dicts()

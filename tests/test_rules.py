@@ -524,18 +524,11 @@ def test_the_engine_and_the_rules_written_a_second_time_agree_on_the_true_links(
     from connectors.ingest import read_inbox
     from rules.run import compute, inputs_from
     from synth.generate import generate
+    from synth.truth_files import true_links
 
     county = generate(tmp_path, households=1500, seed=seed, as_of=AS_OF)
     records = read_inbox(county.out / "inbox", AS_OF)
-    people = records["registry"].select("person_id", "household_id")
-    links = (
-        pl.read_csv(county.out / "truth" / "links.csv", infer_schema=False)
-        .join(people, on="person_id", how="left")
-        .with_columns(
-            pl.when(pl.col("person_id").is_not_null()).then(pl.lit("matched")).otherwise(pl.lit("unmatched"))
-            .alias("match_status")
-        )
-    )
+    links = true_links(county.out / "truth", records["registry"])
     _, engine, _ = compute(inputs_from(records, links), AS_OF)
     truth = pl.read_csv(county.out / "truth" / "flags.csv", infer_schema=False)
     assert truth.height > 50 and truth["rule_id"].n_unique() == 5

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
+from rules import incremental
 from rules.features import feature_table
 from rules.incremental import Earlier, continued, households_to_compute, link_hashes
 from rules.run import inputs_from
@@ -18,25 +19,23 @@ from tests.conftest import AS_OF
 EARLIER = date(2026, 11, 2)
 
 
+@pytest.fixture(autouse=True)
+def every_share(monkeypatch):
+    """Continue whatever share of the households is to compute (a night continues only
+    below ``MOST`` of them; these compare the continuing path itself)."""
+    monkeypatch.setattr(incremental, "MOST", 1.0)
+
+
 @pytest.fixture(scope="module")
 def county(tmp_path_factory):
     """A county's records and true links, as the rules read them."""
     from connectors.ingest import read_inbox
     from synth.generate import generate
+    from synth.truth_files import true_links
 
     out = generate(tmp_path_factory.mktemp("rules_incremental"), households=1200, seed=13, as_of=AS_OF).out
     records = read_inbox(out / "inbox", AS_OF)
-    people = records["registry"].select("person_id", "household_id")
-    links = (
-        pl.read_csv(out / "truth" / "links.csv", infer_schema=False)
-        .join(people, on="person_id", how="left")
-        .with_columns(
-            pl.when(pl.col("person_id").is_not_null())
-            .then(pl.lit("matched"))
-            .otherwise(pl.lit("unmatched"))
-            .alias("match_status")
-        )
-    )
+    links = true_links(out / "truth", records["registry"])
     return records, links
 
 
@@ -117,3 +116,13 @@ def test_nothing_changed_and_no_edge_passed_computes_nobody(county):
     none = households_to_compute(inputs, earlier, links.head(0).select("source", "source_record_id"), EARLIER, (hashes, hashes))
     assert none.len() == 0
     assert continued(earlier, inputs, none, EARLIER).equals(earlier.features.sort("household_id"))
+
+
+def test_above_most_of_the_households_every_one_is_computed(county, monkeypatch):
+    records, links = county
+    inputs = inputs_from(records, links)
+    earlier = Earlier(EARLIER, feature_table(inputs, EARLIER))
+    households = earlier.features["household_id"]
+    monkeypatch.setattr(incremental, "MOST", 0.4)
+    assert continued(earlier, inputs, households.head(int(0.4 * households.len())), EARLIER) is not None
+    assert continued(earlier, inputs, households.head(int(0.4 * households.len()) + 1), EARLIER) is None
