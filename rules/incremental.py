@@ -24,6 +24,7 @@ functions over frames; the stage's I/O is in :mod:`rules.run`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
@@ -38,6 +39,7 @@ from rules.features import (
     Inputs,
     feature_table,
 )
+from staging.versions import VERSION
 
 KEYS = ["source", "source_record_id"]
 # Above this share of the households to compute, computing every one costs no more (a day
@@ -164,6 +166,20 @@ def continued(earlier: Earlier, inputs: Inputs, households: pl.Series, night: da
     if set(fresh.columns) != set(kept.columns) or fresh.select(kept.columns).schema != kept.schema:
         return None
     return pl.concat([kept, fresh.select(kept.columns)]).sort("household_id")
+
+
+def changed_since(versions: Mapping[str, pl.DataFrame], marks: Mapping[str, int]) -> pl.DataFrame:
+    """The records (``KEYS``) with a version above the ``marks`` (per stage name, the highest
+    version an earlier night's features were computed from; -1, or none: nothing then).
+    ``versions``: per stage name, each record's ``source_record_id`` and ``version``."""
+    return _keys(
+        [
+            kept.filter(pl.col(VERSION) > marks.get(name, -1)).select(
+                pl.lit(RECORD_SOURCES[name]).alias("source"), "source_record_id"
+            )
+            for name, kept in versions.items()
+        ]
+    )
 
 
 def _keys(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -18,6 +18,7 @@ from rules.incremental import (
     LINKED,
     RECORD_SOURCES,
     Earlier,
+    changed_since,
     continued,
     households_to_compute,
     link_hashes,
@@ -113,8 +114,9 @@ def flag_stage(stage: Stage, as_of: date, catalogue: Catalogue | None = None, fu
         raise GuardlineError(f"no links for {as_of} in {stage.root}: run `guardline match --as-of {as_of}` first")
     inputs = inputs_from({n: stage.records(n, as_of) for n in INPUT_STAGES}, links)
     hashes = link_hashes(links)
-    basis = _basis(stage, inputs, as_of, hashes)
-    continuing = None if full or basis is None else _continued(stage, inputs, as_of, basis, hashes)
+    versions = _kept_versions(stage, as_of)
+    basis = _basis(inputs, versions, hashes)
+    continuing = None if full or basis is None else _continued(stage, inputs, as_of, basis, hashes, versions)
     features, computed = continuing if continuing is not None else (None, inputs.register["household_id"].n_unique())
     features, fired, exits = compute(inputs, as_of, catalogue, features)
     flags = lifecycle(fired, stage.before("flags", as_of), as_of)
@@ -127,31 +129,41 @@ def flag_stage(stage: Stage, as_of: date, catalogue: Catalogue | None = None, fu
     return FlagResult(as_of, flags, exits, features, computed)
 
 
-def _basis(stage: Stage, inputs: Inputs, as_of: date, hashes: pl.DataFrame) -> dict | None:
-    """What the night's features are computed from, as a later night compares it: the
-    register and the code (``basis``), the highest record version of each source, and
-    the links (``hashes``: :func:`rules.incremental.link_hashes`); None when the night does
-    not see every version staged (an older night re-run, or a stage that has not kept
-    what the newest night sees), so that no later night continues it."""
-    marks = {}
+def _kept_versions(stage: Stage, as_of: date) -> dict[str, pl.DataFrame] | None:
+    """Per stage name the features read, each record's ``source_record_id`` and
+    ``version`` as the night sees them (nothing, for a source never staged); None when
+    the night does not see every version staged (an older night re-run, or a stage that
+    has not kept what the newest night sees)."""
+    versions = {}
     staged = stage.sources()
     for stage_name in RECORD_SOURCES:
         if stage_name in staged:
-            kept = stage.current(stage_name, as_of, [VERSION])
+            kept = stage.current(stage_name, as_of, ["source_record_id", VERSION])
             if kept is None:
                 return None
-            marks[stage_name] = int(kept[VERSION].max()) if kept.height else -1
-        else:
-            marks[stage_name] = -1
+            versions[stage_name] = kept
+    return versions
+
+
+def _basis(inputs: Inputs, versions: dict[str, pl.DataFrame] | None, hashes: pl.DataFrame) -> dict | None:
+    """What the night's features are computed from, as a later night compares it: the
+    register and the code (``basis``), the highest record version of each source, and
+    the links (``hashes``: :func:`rules.incremental.link_hashes`); None without the
+    night's versions (:func:`_kept_versions`), so that no later night continues it."""
+    if versions is None:
+        return None
     return {
         "basis": fingerprint(rows_digest(inputs.register), "features"),
-        "versions": marks,
+        "versions": {
+            name: int(versions[name][VERSION].max()) if name in versions and versions[name].height else -1
+            for name in RECORD_SOURCES
+        },
         "links": links_digest(hashes),
     }
 
 
 def _continued(
-    stage: Stage, inputs: Inputs, as_of: date, basis: dict, hashes: pl.DataFrame
+    stage: Stage, inputs: Inputs, as_of: date, basis: dict, hashes: pl.DataFrame, versions: dict[str, pl.DataFrame]
 ) -> tuple[pl.DataFrame, int] | None:
     """The night's features from the latest earlier night's, and how many households were
     computed again, if that night's can be continued (the same month and basis, its links
@@ -168,18 +180,8 @@ def _continued(
     earlier_hashes = link_hashes(links)
     if links_digest(earlier_hashes) != before["links"]:  # the night was matched again after its rules
         return None
-    changed = []
-    for stage_name, source in RECORD_SOURCES.items():
-        kept = stage.current(stage_name, as_of, ["source_record_id", VERSION])
-        if kept is not None:
-            since = kept.filter(pl.col(VERSION) > before["versions"].get(stage_name, -1))
-            changed.append(since.select(pl.lit(source).alias("source"), "source_record_id"))
     earlier = Earlier(night, features)
-    changed_records = pl.concat(changed) if changed else _no_keys()
-    households = households_to_compute(inputs, earlier, changed_records, as_of, (hashes, earlier_hashes))
+    changed = changed_since(versions, before["versions"])
+    households = households_to_compute(inputs, earlier, changed, as_of, (hashes, earlier_hashes))
     features = continued(earlier, inputs, households, as_of)
     return (features, households.len()) if features is not None else None
-
-
-def _no_keys() -> pl.DataFrame:
-    return pl.DataFrame(schema={"source": pl.String, "source_record_id": pl.String})

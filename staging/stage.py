@@ -168,7 +168,7 @@ class Stage:
     def latest_versions(self, stage_name: str, night: date) -> pl.DataFrame | None:
         """Per record, the version the night ``night`` sees (``source_record_id``,
         ``version``): what tells a night which records changed since an earlier one."""
-        if (current := self.current(stage_name, night)) is not None:
+        if (current := self.current(stage_name, night, ["source_record_id", VERSION])) is not None:
             return current.select("source_record_id", VERSION)
         path = self.layout.versions(stage_name)
         pending, value = self._tx.pending(path) if self._tx is not None else (False, None)

@@ -12,7 +12,7 @@ import pytest
 
 from rules import incremental
 from rules.features import feature_table
-from rules.incremental import Earlier, continued, households_to_compute, link_hashes
+from rules.incremental import Earlier, changed_since, continued, households_to_compute, link_hashes
 from rules.run import inputs_from
 from tests.conftest import AS_OF
 
@@ -126,3 +126,14 @@ def test_above_most_of_the_households_every_one_is_computed(county, monkeypatch)
     monkeypatch.setattr(incremental, "MOST", 0.4)
     assert continued(earlier, inputs, households.head(int(0.4 * households.len())), EARLIER) is not None
     assert continued(earlier, inputs, households.head(int(0.4 * households.len()) + 1), EARLIER) is None
+
+
+def test_the_records_changed_since_are_those_above_the_earlier_nights_versions():
+    versions = {
+        "health_insurance": pl.DataFrame({"source_record_id": ["a", "b", "c"], "version": [0, 4, 7]}),
+        "human_resources.rs_contribution_month": pl.DataFrame({"source_record_id": ["m"], "version": [2]}),
+        "civil_affairs": pl.DataFrame({"source_record_id": ["z"], "version": [1]}),  # staged since: no mark
+    }
+    marks = {"health_insurance": 4, "human_resources.rs_contribution_month": 2}
+    got = changed_since(versions, marks).sort("source", "source_record_id").rows()
+    assert got == [("civil_affairs", "z"), ("health_insurance", "c")]
