@@ -61,6 +61,13 @@ class Transaction:
         self._deletes = [d for d in self._deletes if d != final]
         self._writes[final] = (write, value)
 
+    def put_same(self, final: Path, existing: Path, value: Any = None) -> None:
+        """Replace ``final`` with the contents of ``existing``, a file under the same root
+        that holds them already: linked, not written again (copied where the file system
+        has no links). A night whose result equals an earlier night's pays for a link, not
+        for encoding, compressing and syncing tens of megabytes."""
+        self.put(final, lambda tmp: _same(existing, tmp), value)
+
     def delete(self, final: Path) -> None:
         self._writes.pop(final, None)
         self._deletes.append(final)
@@ -165,6 +172,13 @@ def write_text(path: Path, text: str) -> None:
     """One file replaced atomically (a scratch file beside it, then a rename)."""
     with transaction(path.parent) as tx:
         tx.put(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), text)
+
+
+def _same(existing: Path, tmp: Path) -> None:
+    try:
+        os.link(existing, tmp)
+    except OSError:
+        shutil.copyfile(existing, tmp)
 
 
 def _fsync(path: Path) -> None:

@@ -10,10 +10,11 @@ makes re-running any night, in any order, give that night's result again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -72,6 +73,18 @@ class Watermark:
     event_date: date | None = None
 
 
+@dataclass
+class LoadAccount:
+    """What a county's last load wrote into the warehouse (:mod:`warehouse.delta`): its
+    fingerprint; per table the key and row hash of each row; and per table a digest of
+    what its rows were made from, where the load could tell it (the same digest tonight:
+    the same rows, and the table is left as it is, unread)."""
+
+    fingerprint: str
+    tables: dict[str, pl.DataFrame]
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
 def stage_lock(root: Path, timeout: float):
     """One run at a time on a stage (``<stage>/.lock``): a second waits ``timeout``
     seconds, then is told who holds it."""
@@ -119,6 +132,9 @@ class Stage:
         with self.transaction() as tx:
             tx.delete(path)
 
+    def _pending(self, path: Path) -> bool:
+        return self._tx is not None and self._tx.pending(path)[0]
+
     def _read_parquet(self, path: Path, columns: list[str] | None = None) -> pl.DataFrame | None:
         if self._tx is not None:
             pending, value = self._tx.pending(path)
@@ -164,6 +180,26 @@ class Stage:
         if kept is None or (night is not None and kept.height and kept[ARRIVED].max() > night):
             return None
         return kept
+
+    def records_digest(self, stage_name: str, night: date) -> str | None:
+        """A digest of the records the night ``night`` sees (:meth:`records`), from the
+        bytes of the file they are read from: the same digest, the same records. What
+        lets a load leave a table whose records did not change unread. None when they
+        cannot be told (nothing staged, or a write of them pending)."""
+        if self.current(stage_name, night, []) is not None:
+            return self._file_digest(self.layout.current(stage_name))
+        versions = self._file_digest(self.layout.versions(stage_name))
+        return f"{versions}:{night}:{stage_name in self.snapshots()}" if versions else None
+
+    def nightly_digest(self, kind: str, night: date) -> str | None:
+        """A digest of the night's ``kind`` as :meth:`nightly` reads it (None: not made)."""
+        return self._file_digest(self.layout.nightly(kind, night))
+
+    def _file_digest(self, path: Path) -> str | None:
+        if self._pending(path) or not path.exists():
+            return None
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
 
     def latest_versions(self, stage_name: str, night: date) -> pl.DataFrame | None:
         """Per record, the version the night ``night`` sees (``source_record_id``,
@@ -337,10 +373,19 @@ class Stage:
         ``columns``, if given); None if that step has not run for the night."""
         return self._read_parquet(self.layout.nightly(kind, night), columns)
 
-    def save_nightly(self, kind: str, night: date, frame: pl.DataFrame) -> None:
+    def save_nightly(self, kind: str, night: date, frame: pl.DataFrame, same_as: date | None = None) -> None:
+        """Keep the night's ``kind``. ``same_as``: an earlier night whose ``kind`` holds
+        exactly ``frame`` (the caller knows it, or has compared them): its file is linked
+        rather than the frame written again."""
         if kind not in NIGHTLY:
             raise ValueError(kind)
-        self._write_parquet(frame, self.layout.nightly(kind, night))
+        path = self.layout.nightly(kind, night)
+        existing = self.layout.nightly(kind, same_as) if same_as is not None else None
+        if existing is None or same_as == night or not existing.exists() or self._pending(existing):
+            self._write_parquet(frame, path)
+            return
+        with self.transaction() as tx:
+            tx.put_same(path, existing, frame)
 
     def nights(self, kind: str = "links") -> list[date]:
         """The nights for which ``kind`` was made, in order."""
@@ -457,23 +502,24 @@ class Stage:
         found = {source: settled.get(source, ("not settled", "")) for source in expected}
         return {s: v for s, v in found.items() if v[0] in ("not settled", "failed", "partial")}
 
-    def load_account(self) -> tuple[str, dict[str, pl.DataFrame]] | None:
-        """What the county's last load wrote into the warehouse: its fingerprint, and per
-        table the key and row hash of each row (None before any load)."""
+    def load_account(self) -> LoadAccount | None:
+        """What the county's last load wrote into the warehouse (None before any load)."""
         text = self._read_text(self.layout.loaded_account)
         if not text:
             return None
         account = json.loads(text)
         tables = {name: self._read_parquet(self.layout.loaded(name)) for name in account["tables"]}
-        return account["fingerprint"], {n: f for n, f in tables.items() if f is not None}
+        found = {n: f for n, f in tables.items() if f is not None}
+        inputs = {n: d for n, d in account.get("inputs", {}).items() if n in found}
+        return LoadAccount(account["fingerprint"], found, inputs)
 
-    def save_load_account(self, fingerprint: str, tables: dict[str, pl.DataFrame]) -> None:
+    def save_load_account(self, account: LoadAccount) -> None:
         """Keep what a load wrote (after its transaction committed), replacing the last account."""
         with self.transaction():
-            for name, frame in tables.items():
+            for name, frame in account.tables.items():
                 self._write_parquet(frame, self.layout.loaded(name))
-            account = {"fingerprint": fingerprint, "tables": sorted(tables)}
-            self._write_text(self.layout.loaded_account, json.dumps(account, indent=1) + "\n")
+            kept = {"fingerprint": account.fingerprint, "tables": sorted(account.tables), "inputs": account.inputs}
+            self._write_text(self.layout.loaded_account, json.dumps(kept, indent=1, sort_keys=True) + "\n")
 
     def features_basis(self, night: date) -> dict | None:
         """What the night's features were computed from (:func:`rules.run.flag_stage`)."""

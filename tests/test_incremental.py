@@ -148,6 +148,11 @@ def test_the_incremental_nights_did_less(nights):
     changed.pop("exit_candidates")
     assert changed and all(n == 0 for n in changed.values()), changed
     assert sum(incr[1].loaded.changed.values()) < sum(full[1].loaded.changed.values())
+    # Tables made of what the last load's were made of are not even built: the register's
+    # on the second night, the records' and links' too on the third; --full builds all.
+    assert set(incr[1].loaded.unread) == {"households", "persons"}
+    assert set(incr[2].loaded.unread) == {"households", "persons", "source_records", "record_links"}
+    assert all(r.loaded.unread == [] for r in full)
     # The rules computed the features of the households whose inputs changed or windows
     # moved only, and continued the others'.
     for n in (1, 2):

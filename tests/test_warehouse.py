@@ -279,6 +279,44 @@ def test_a_load_killed_mid_way_leaves_the_previous_state_and_the_next_completes(
     assert _digest(warehouse) == before
 
 
+def test_a_load_builds_again_only_the_tables_whose_inputs_changed(night, warehouse, tmp_path):
+    import shutil
+
+    stage = Stage(shutil.copytree(night.root, tmp_path / "stage"))
+    first = load_night(warehouse, stage, AS_OF, demo=True)
+    assert first.unread == []  # a warehouse the stage never loaded: every table built
+    before = _digest(warehouse)
+    again = load_night(warehouse, stage, AS_OF, demo=True)
+    assert set(again.unread) == {"households", "persons", "source_records", "record_links"}
+    assert again.rows == first.rows and _digest(warehouse) == before
+    # A reviewer's decision changes one link and nothing else: the links are built again,
+    # and only they (the register and the records are what they were).
+    links = stage.nightly("links", AS_OF)
+    moved = links.filter(pl.col("match_status") == "matched").row(0, named=True)
+    changed = links.with_columns(
+        pl.when((pl.col("source") == moved["source"]) & (pl.col("source_record_id") == moved["source_record_id"]))
+        .then(pl.lit("unmatched"))
+        .otherwise(pl.col("match_status"))
+        .alias("match_status")
+    )
+    stage.save_nightly("links", AS_OF, changed)
+    third = load_night(warehouse, stage, AS_OF, demo=True)
+    assert set(third.unread) == {"households", "persons", "source_records"}
+    assert third.changed["record_links"] == 2  # the one link's old row out, its new row in
+    with warehouse.connect() as c:
+        status = c.execute(
+            sa.text("SELECT match_status FROM record_links WHERE source = :s AND source_record_id = :r"),
+            {"s": moved["source"], "r": moved["source_record_id"]},
+        ).scalar_one()
+    assert status == "unmatched"
+    # The same stage into a warehouse whose rows are not the account's: every table built.
+    fresh = engine(f"duckdb:///{tmp_path / 'other.duckdb'}")
+    try:
+        assert load_night(fresh, stage, AS_OF, demo=True).unread == []
+    finally:
+        fresh.dispose()
+
+
 def test_a_duckdb_warehouse_of_single_precision_is_widened_to_double(tmp_path):
     """Warehouses made before migration 0004 held money and probabilities as 4-byte
     FLOAT on DuckDB; upgrading widens them in place, views and rows intact."""

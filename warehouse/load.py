@@ -11,7 +11,8 @@ PostgreSQL takes binary COPY encoded from Arrow (pgpq) — never row by row.
 from __future__ import annotations
 
 import contextlib
-import itertools
+import functools
+import hashlib
 import json
 import time
 import uuid
@@ -30,7 +31,7 @@ from guardline.errors import GuardlineError
 from guardline.version import code_version
 from rules.catalogue import Catalogue
 from rules.features import head_rows
-from staging.stage import Stage
+from staging.stage import LoadAccount, Stage
 from visits.config import VisitConfig
 from visits.dispositions import apply_visits
 from warehouse import delta, schema
@@ -50,11 +51,17 @@ from warehouse.privacy import (
 class LoadResult:
     rows: dict[str, int] = field(default_factory=dict)  # the county's rows per table after the load
     changed: dict[str, int] = field(default_factory=dict)  # rows deleted and inserted per table tonight
+    unread: list[str] = field(default_factory=list)  # state tables made of what the last load's were: not built
     seconds: float = 0.0
 
     def summary(self) -> dict:
         """What the step did, as JSON: the CLI, the run audit and XCom render this."""
-        return {"rows": dict(self.rows), "changed": dict(self.changed), "seconds": round(self.seconds, 3)}
+        return {
+            "rows": dict(self.rows),
+            "changed": dict(self.changed),
+            "unread": list(self.unread),
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:
@@ -187,26 +194,43 @@ def staged_records(stage: Stage, as_of: date) -> StagedRecords:
     """Every department record the night sees: its key, origin, date, its own amount (by
     its source's declaration) and its canonical values (their JSON made on demand)."""
     frames, values = [], []
-    for stage_name in RECORD_STAGES:
-        records = stage.records(stage_name, as_of)
-        if records is None or records.height == 0:
-            continue
+    for stage_name, records in _records(stage, as_of):
         columns = [c for c in records.columns if c not in META]
-        declared = BY_STAGE_NAME[stage_name].amount
         records = records.with_columns(pl.struct(columns).alias("__values"))
         frames.append(
             records.select(
-                "source",
-                "source_record_id",
+                *_RECORD_KEY,
                 "file",
                 pl.col("row").cast(pl.Int64),
-                "event_date",
-                (declared if declared is not None else pl.lit(None)).cast(pl.Float64).alias("amount"),
+                *_dated(stage_name),
                 pl.col("__values").hash(seed=20261203).alias(PAYLOAD_HASH),
             )
         )
-        values.append(records.select("source", "source_record_id", "__values"))
+        values.append(records.select(*_RECORD_KEY, "__values"))
     return StagedRecords(pl.concat(frames) if frames else pl.DataFrame(), values)
+
+
+_RECORD_KEY = ("source", "source_record_id")
+
+
+def _records(stage: Stage, as_of: date) -> Iterator[tuple[str, pl.DataFrame]]:
+    for stage_name in RECORD_STAGES:
+        records = stage.records(stage_name, as_of)
+        if records is not None and records.height:
+            yield stage_name, records
+
+
+def _dated(stage_name: str) -> list[pl.Expr]:
+    """A record's date and its own amount, by its source's declaration."""
+    declared = BY_STAGE_NAME[stage_name].amount
+    return [pl.col("event_date"), (declared if declared is not None else pl.lit(None)).cast(pl.Float64).alias("amount")]
+
+
+def dated_records(stage: Stage, as_of: date) -> pl.DataFrame | None:
+    """Every department record's key, date and amount (what a link carries into the
+    warehouse), without the values: for a night whose records were not loaded again."""
+    frames = [records.select(*_RECORD_KEY, *_dated(name)) for name, records in _records(stage, as_of)]
+    return pl.concat(frames) if frames else None
 
 
 def county_code(register: pl.DataFrame, county: str) -> str | None:
@@ -251,15 +275,22 @@ def _as_is(rows: pl.DataFrame) -> pl.DataFrame:
     return rows
 
 
-def _night_frames(
-    stage: Stage, as_of: date, key: bytes, county: str = ""
-) -> Iterator[tuple[str, pl.DataFrame, Complete]]:
-    """What one county's stage contributes to the warehouse for the night ``as_of``, table
-    by table in the order they are written, each with what completes the rows written
-    (:data:`Complete`): each frame is built when its table's turn comes and let go once
-    it is written (a county's records and links are the two largest, and holding every
-    table's frame until the end doubled the load's memory). The first, the households,
-    names the county's code; an incomplete night is refused before it."""
+@dataclass
+class Part:
+    """One table of a county's night: what builds its rows (with what completes the rows
+    written, :data:`Complete`), called when the table's turn comes and let go once it is
+    written (a county's records and links are the two largest, and holding every table's
+    frame until the end doubled the load's memory); and, for the largest state tables, a
+    digest of everything the rows are made from (``inputs``): equal to the last load's,
+    the table holds these rows already and is not built at all."""
+
+    name: str
+    build: Callable[[], tuple[pl.DataFrame, Complete]]
+    inputs: str | None = None
+
+
+def _county_register(stage: Stage, as_of: date, county: str) -> tuple[pl.DataFrame, str]:
+    """The register the night sees and the county's code; an incomplete night is refused."""
     register = stage.records("registry", as_of)
     if register is None:
         raise GuardlineError(f"no register staged by {as_of} in {stage.root}: run `guardline ingest` first")
@@ -267,42 +298,81 @@ def _night_frames(
         raise GuardlineError(
             f"the night of {as_of} is not complete in {stage.root}: run match and flag first"
         )
-    yield "households", head_rows(register).with_columns(
-        mask_phone(pl.col("phone")).alias("phone_masked"),
-        pl.lit(county_code(register, county)).alias("county_code"),
-    ), _as_is
+    code = county_code(register, county) if register.height else None
+    if not code:
+        raise GuardlineError(f"cannot tell the county of {stage.root}: its register holds no 6-digit area code")
+    return register, code
 
-    def persons(rows: pl.DataFrame) -> pl.DataFrame:
+
+def _night_parts(stage: Stage, as_of: date, key: bytes, register: pl.DataFrame, code: str) -> Iterator[Part]:
+    """What one county's stage contributes to the warehouse for the night ``as_of``,
+    table by table in the order they are written."""
+    register_in = stage.records_digest("registry", as_of)
+    records_in = [stage.records_digest(name, as_of) for name in RECORD_STAGES]
+    made_by = (code_version(), key_fingerprint(key), code)  # what else makes the rows: the code, the key, the county
+
+    def digest(name: str, *inputs: str | None) -> str | None:
+        if any(i is None for i in inputs):
+            return None
+        return hashlib.sha256("|".join([name, *made_by, *inputs]).encode()).hexdigest()  # type: ignore[list-item]
+
+    yield Part("households", functools.partial(_households, register), digest("households", register_in))
+    yield Part("persons", functools.partial(_persons, register, key), digest("persons", register_in))
+    del register  # held by the two builds alone, let go with them
+    night: dict[str, pl.DataFrame | None] = {}  # read once for the tables that share it
+
+    def source_records() -> tuple[pl.DataFrame, Complete]:
+        records = staged_records(stage, as_of)
+        night["dated"] = records.rows.select(*_RECORD_KEY, "event_date", "amount") if records.rows.height else None
+        return records.rows.drop("amount", strict=False), records.with_payloads
+
+    yield Part("source_records", source_records, digest("source_records", *records_in))
+
+    def links() -> pl.DataFrame:
+        if "links" not in night:
+            night["links"] = stage.nightly("links", as_of)
+        return night["links"]  # type: ignore[return-value]
+
+    def record_links() -> tuple[pl.DataFrame, Complete]:
+        dated = night.pop("dated") if "dated" in night else dated_records(stage, as_of)
+        rows = links() if dated is None else links().join(dated, on=list(_RECORD_KEY), how="left")
+        return rows, functools.partial(_with_record_pseudonyms, key=key)
+
+    links_in = stage.nightly_digest("links", as_of)
+    yield Part("record_links", record_links, digest("record_links", links_in, *records_in))
+    night.pop("dated", None)
+    visits = stage.visits(as_of)
+
+    def flags() -> tuple[pl.DataFrame, Complete]:
+        made = apply_visits(stage.nightly("flags", as_of), visits, Catalogue.load(), VisitConfig.load(), as_of, links())
+        del night["links"]
+        return made.with_columns(pseudonymous_evidence(made["evidence"], key)), _as_is
+
+    yield Part("flags", flags)
+    yield Part("exit_candidates", lambda: (_or_empty(stage.nightly("exit", as_of)), _as_is))
+    yield Part("processed_files", lambda: (stage.ledger(), _as_is))
+    yield Part("quarantine", lambda: (stage.quarantine(), _as_is))
+    yield Part("review_decisions", lambda: (_or_empty(stage.decisions(as_of)), _as_is))
+    yield Part("visits", lambda: (_or_empty(visits), _as_is))
+
+
+def _households(register: pl.DataFrame) -> tuple[pl.DataFrame, Complete]:
+    return head_rows(register).with_columns(mask_phone(pl.col("phone")).alias("phone_masked")), _as_is
+
+
+def _persons(register: pl.DataFrame, key: bytes) -> tuple[pl.DataFrame, Complete]:
+    def with_pseudonyms(rows: pl.DataFrame) -> pl.DataFrame:
         return rows.with_columns(pseudonyms(rows["id_number"], key).alias("id_pseudonym")) if rows.height else rows
 
-    yield "persons", register.with_columns(mask_id(pl.col("id_number")).alias("id_masked")), persons
-    del register
-    records = staged_records(stage, as_of)
-    rows = records.rows
-    dated = rows.select("source", "source_record_id", "event_date", "amount") if rows.height else None
-    yield "source_records", rows.drop("amount", strict=False), records.with_payloads
-    del records, rows
-    links = stage.nightly("links", as_of)
-    visits = stage.visits(as_of)
-    flags = apply_visits(stage.nightly("flags", as_of), visits, Catalogue.load(), VisitConfig.load(), as_of, links)
-    if dated is not None:
-        links = links.join(dated, on=["source", "source_record_id"], how="left")
-    del dated
+    return register.with_columns(mask_id(pl.col("id_number")).alias("id_masked")), with_pseudonyms
 
-    def record_links(rows: pl.DataFrame) -> pl.DataFrame:
-        return rows.with_columns(record_pseudonyms(rows["source_record_id"], key)) if rows.height else rows
 
-    yield "record_links", links, record_links
-    del links
-    yield "flags", flags.with_columns(pseudonymous_evidence(flags["evidence"], key)), _as_is
-    del flags
-    exits = stage.nightly("exit", as_of)
-    yield "exit_candidates", exits if exits is not None else pl.DataFrame(), _as_is
-    yield "processed_files", stage.ledger(), _as_is
-    yield "quarantine", stage.quarantine(), _as_is
-    decisions = stage.decisions(as_of)
-    yield "review_decisions", decisions if decisions is not None else pl.DataFrame(), _as_is
-    yield "visits", visits if visits is not None else pl.DataFrame(), _as_is
+def _with_record_pseudonyms(rows: pl.DataFrame, key: bytes) -> pl.DataFrame:
+    return rows.with_columns(record_pseudonyms(rows["source_record_id"], key)) if rows.height else rows
+
+
+def _or_empty(frame: pl.DataFrame | None) -> pl.DataFrame:
+    return frame if frame is not None else pl.DataFrame()
 
 
 # A record seen by several counties (a provincial 人社 exchange pulled by each) is one
@@ -484,49 +554,55 @@ def load_night(
     (:mod:`warehouse.delta`); ``full``, or without it, the county's rows are replaced."""
     started = time.perf_counter()
     key = pseudonym_key(demo)
-    frames = _night_frames(stage, as_of, key, county)
-    first = next(frames)
-    tables = itertools.chain([first], frames)
-    code = first[1]["county_code"].first() if first[1].height else None
-    if not code:
-        raise GuardlineError(
-            f"cannot tell the county of {stage.root}: its register holds no 6-digit area code"
-        )
+    register, code = _county_register(stage, as_of, county)
+    parts = _night_parts(stage, as_of, key, register, code)
+    del register
     hook = on_step or (lambda _step: None)
     upgrade(eng)
     result = LoadResult()
-    account = stage.load_account()
+    last = stage.load_account()
     written: dict[str, pl.DataFrame] = {}
+    inputs: dict[str, str] = {}
     with eng.begin() as conn:
         if check_key(conn, key, rekey, write=True):
             _rekey_earlier_flags(conn, as_of, key)
         latest = _latest_night(conn, as_of, code)
-        trusted = not full and account is not None and _fingerprint(conn, code) == account[0]
-        before = account[1] if trusted else {}
-        del first  # the households' frame travels on in the chain alone
-        for name, frame, complete in tables:
-            table = schema.metadata.tables[name]
+        trusted = not full and last is not None and _fingerprint(conn, code) == last.fingerprint
+        before = last if trusted else LoadAccount("", {})
+        for part in parts:
+            name, table = part.name, schema.metadata.tables[part.name]
+            kept = before.tables.get(name)
+            if name not in NIGHT_SCOPED and (latest > as_of or (part.inputs and before.inputs.get(name) == part.inputs)):
+                # The state of a later night stays; or the rows are made of what the last
+                # load's were: the table holds them already, and its account stands.
+                if kept is not None:
+                    written[name] = kept
+                    if name in before.inputs:
+                        inputs[name] = before.inputs[name]
+                    result.rows[name], result.changed[name] = kept.height, 0
+                if latest <= as_of:
+                    result.unread.append(name)
+                continue
+            hook(f"load:{name}")
+            frame, complete = part.build()
             frame = frame.with_columns(pl.lit(code).alias("county_code")) if frame.height else frame
             if name in NIGHT_SCOPED:
-                hook(f"load:{name}")
                 night = sa.and_(_mine(table, code), table.c.as_of_date == as_of)
                 deleted = conn.execute(table.delete().where(night)).rowcount or 0
                 result.rows[name] = bulk_insert(conn, table, frame)
                 result.changed[name] = deleted + result.rows[name]
-            elif latest > as_of:  # the state of a later night stays: its account too
-                if name in before:
-                    written[name] = before[name]
             else:
-                hook(f"load:{name}")
-                account, result.rows[name], result.changed[name] = _load_state(
-                    conn, table, frame, code, before.get(name), key, complete
-                )
-                if account.height:
-                    written[name] = account
-            del frame, complete  # let go (a records' completion holds their values) before the next is built
-        fingerprint = delta.fingerprint(written)
-        _keep_fingerprint(conn, code, fingerprint)
-    stage.save_load_account(fingerprint, written)
+                load = _load_state(conn, table, frame, code, kept, key, complete)
+                result.rows[name], result.changed[name] = load.account.height, load.changed
+                if load.account.height:
+                    written[name] = load.account
+                if part.inputs and load.whole:  # a row lost to another county's is tried again next night
+                    inputs[name] = part.inputs
+            del frame, complete, part  # let go (a records' completion holds their values) before the next is built
+        account = LoadAccount(delta.fingerprint(written), written, inputs)
+        _keep_fingerprint(conn, code, account.fingerprint)
+    if last is None or (last.fingerprint, last.inputs) != (account.fingerprint, account.inputs):
+        stage.save_load_account(account)  # else the account stands as it is
     result.seconds = time.perf_counter() - started
     return result
 
@@ -534,6 +610,17 @@ def load_night(
 def _mine(table: sa.Table, code: str) -> sa.ColumnElement:
     """The county's rows, and rows loaded before counties loaded apart (no county)."""
     return sa.or_(table.c.county_code == code, table.c.county_code == "", table.c.county_code.is_(None))
+
+
+@dataclass
+class StateLoad:
+    """What loading one state table did: its new account (the county's rows it holds),
+    the rows written (deleted and inserted), and whether every row sent went in (none lost
+    to another county's)."""
+
+    account: pl.DataFrame
+    changed: int
+    whole: bool
 
 
 def _load_state(
@@ -544,11 +631,10 @@ def _load_state(
     before: pl.DataFrame | None,
     key: bytes,
     complete: Complete = _as_is,
-) -> tuple[pl.DataFrame, int, int]:
+) -> StateLoad:
     """One state table of the county: with the last load's account (``before``), only the
     rows gone or changed are deleted and the new or changed inserted; without it, the
-    county's rows are replaced. Returns the new account, the rows the county holds in the
-    table, and the rows written (deleted and inserted)."""
+    county's rows are replaced."""
     keys = [c.name for c in table.primary_key.columns]
     salted = frame.with_columns(pl.lit(key_fingerprint(key)).alias("__key"))
     now = delta.row_hashes(salted, keys) if frame.height else pl.DataFrame()
@@ -571,7 +657,7 @@ def _load_state(
     # Rows that lost to another county's are not the county's: tried again next night.
     lost = send.join(kept.select(keys), on=keys, how="anti").select(keys) if send.height else send
     account = now.join(lost, on=keys, how="anti") if lost.height else now
-    return account, account.height, deleted + inserted
+    return StateLoad(account, deleted + inserted, whole=lost.height == 0)
 
 
 def _fingerprint(conn: sa.Connection, code: str) -> str | None:
