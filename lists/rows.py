@@ -65,12 +65,16 @@ def members(flags: pl.DataFrame, register: pl.DataFrame, links: pl.DataFrame | N
     """Per flag, the names of the members its records are about ("张三、李四"), or null."""
     if links is None or links.height == 0:
         return flags.select("household_id", "rule_id", pl.lit(None, pl.String).alias("__members"))
-    persons = links.filter(pl.col("match_status") == "matched").select("source_record_id", "person_id").unique()
+    cited = flags.select("household_id", "rule_id", "records").explode("records")
+    persons = (
+        links.filter(pl.col("match_status") == "matched")
+        .select("source_record_id", "person_id")
+        .join(cited.select(pl.col("records").alias("source_record_id")), on="source_record_id", how="semi")
+        .unique()
+    )
     names = register.select("person_id", "name").unique("person_id")
     return (
-        flags.select("household_id", "rule_id", "records")
-        .explode("records")
-        .join(persons, left_on="records", right_on="source_record_id", how="inner")
+        cited.join(persons, left_on="records", right_on="source_record_id", how="inner")
         .join(names, on="person_id", how="inner")
         .group_by("household_id", "rule_id")
         .agg(pl.col("name").unique(maintain_order=True).sort().str.join("、").alias("__members"))

@@ -78,6 +78,26 @@ def _lines(text: str, width: float) -> int:
     return max(1, -(-units // max(1, int(width) - 1)))
 
 
+def _tallest(rows: pl.DataFrame) -> pl.Series:
+    """Per list row, the lines of its tallest shown cell (:func:`_lines` of each, as the
+    sheet writes them), counted by polars over the columns rather than per character in
+    Python (5,000 households' lists: a third of the sheet's time)."""
+
+    def lines(name: str) -> pl.Expr:
+        if name == "序号":
+            text = pl.int_range(1, pl.len() + 1).cast(pl.String)
+        elif name in rows.columns:
+            text = pl.col(name).cast(pl.String).fill_null("")
+        else:
+            return pl.lit(1)
+        units = text.str.len_chars() + text.str.count_matches(r"[\x{2E80}-\x{10FFFF}]")
+        per = max(1, int(WIDTHS[name]) - 1)
+        return pl.max_horizontal(pl.lit(1), (units + per - 1) // per)
+
+    shown = [n for n in LIST_COLUMNS if n not in HIDDEN]
+    return rows.select(pl.max_horizontal(*(lines(n) for n in shown)).alias("tallest")).to_series()
+
+
 MISSING_WHY = {"not settled": "未按时送达", "failed": "被拒收", "partial": "部分文件被拒收"}
 
 
@@ -164,11 +184,10 @@ def _list_sheet(
     ws.set_row(1, 30)
     for j, name in enumerate(LIST_COLUMNS):
         ws.set_column(j, j, WIDTHS[name], None, {"hidden": name in HIDDEN})
-    for i, row in enumerate(rows.iter_rows(named=True)):
+    for i, (row, tallest) in enumerate(zip(rows.iter_rows(named=True), _tallest(rows), strict=True)):
         r = i + 2
         values = {**row, "序号": i + 1, "清单日期": as_of.isoformat()}
         values["首次预警日期"] = row["首次预警日期"].isoformat() if row.get("首次预警日期") else ""
-        tallest = max(_lines(str(values.get(n) or ""), WIDTHS[n]) for n in LIST_COLUMNS if n not in HIDDEN)
         ws.set_row(r, 13.5 * tallest + 3)
         for j, name in enumerate(LIST_COLUMNS):
             if name in VISIT_COLUMNS:

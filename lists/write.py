@@ -19,7 +19,7 @@ from lists.workbook import file_name, missing_note, write_workbook
 from rules.catalogue import Catalogue
 from staging.stage import Stage
 from visits.config import VisitConfig
-from visits.dispositions import apply_visits
+from visits.dispositions import LINK_COLUMNS, apply_visits
 
 
 def write_lists(
@@ -99,6 +99,11 @@ def _township_csv(part: pl.DataFrame, as_of: date, path: Path) -> None:
     write_csv(path, frame.columns, frame.iter_rows())
 
 
+# What the lists read of the night's links (not their explanations and candidates): the
+# departments a flag cites, the members its records are about.
+LINKED = [*LINK_COLUMNS, "person_id", "match_status"]
+
+
 def write_stage_lists(stage: Stage, as_of: date, outbox: Path, on_step: Hook | None = None) -> list[Path]:
     """The lists of the night ``as_of`` from a stage's flags, register, links and the
     visits that apply that night."""
@@ -117,7 +122,7 @@ def write_stage_lists(stage: Stage, as_of: date, outbox: Path, on_step: Hook | N
         as_of,
         outbox,
         on_step,
-        links=stage.nightly("links", as_of),
+        links=stage.nightly("links", as_of, LINKED),
         visits=stage.visits(as_of),
         missing=missing_note(stage.missing(as_of, DEPARTMENTS), titles),
     )

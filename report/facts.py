@@ -313,7 +313,7 @@ def _data_docs(stage: Stage) -> Path | None:
 
 
 def _links(stage: Stage, as_of: date) -> pl.DataFrame:
-    links = stage.nightly("links", as_of)
+    links = stage.nightly("links", as_of, ["source", "match_status"])
     if links is None:
         return pl.DataFrame(schema={"source": pl.String, "match_status": pl.String, "records": pl.UInt32})
     return (
@@ -325,7 +325,8 @@ def _review_age(stage: Stage, as_of: date, horizon: int = 90) -> pl.DataFrame:
     """Each record in review tonight, and how many nights it has been waiting: counted
     back over the nights matched while it stayed in review (at most ``horizon``)."""
     nights = [d for d in stage.nights("links") if as_of - timedelta(days=horizon) <= d <= as_of]
-    tonight = stage.nightly("links", as_of)
+    read = ["source", "source_record_id", "match_status"]  # of the links, not their explanations
+    tonight = stage.nightly("links", as_of, read)
     schema = {"source": pl.String, "source_record_id": pl.String, "waiting_nights": pl.Int64}
     if tonight is None:
         return pl.DataFrame(schema=schema)
@@ -333,8 +334,8 @@ def _review_age(stage: Stage, as_of: date, horizon: int = 90) -> pl.DataFrame:
     since = {key: as_of for key in waiting.iter_rows()}
     open_keys = set(since)
     for night in reversed(nights[:-1] if nights and nights[-1] == as_of else nights):
-        frame = stage.nightly("links", night)
-        if frame is None or not open_keys:
+        frame = stage.nightly("links", night, read) if open_keys else None
+        if frame is None:
             break
         still = set(
             frame.filter(pl.col("match_status") == "review").select("source", "source_record_id").iter_rows()

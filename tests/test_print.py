@@ -105,3 +105,34 @@ def test_a_township_list_prints_on_a4_landscape_pages_each_with_its_header(tmp_p
     assert all(sizes[i][0] > sizes[i][1] for i in listing), "landscape"
     pages = [int(m) for t in (texts[i] for i in listing) for m in re.findall(r"第 (\d+) 页", t)]
     assert pages == list(range(1, len(listing) + 1)), "numbered pages"
+
+
+def test_a_list_row_is_as_tall_as_its_longest_cell_wraps(tmp_path):
+    """Neither Excel nor LibreOffice grows a row written without a height: each row is
+    given 13.5 points a line of its tallest cell, plus 3. The 预警依据 column is 44 units
+    wide, 43 to a line; a Chinese character takes two units, any other one."""
+    import openpyxl
+
+    sentences = {
+        "甲" * 60: 3,  # 120 units
+        "a" * 43: 1,
+        "a" * 44: 2,
+        "甲" * 21 + "a": 1,  # 43 units
+        "甲" * 22: 2,  # 44 units
+    }
+    flags, register = _township(len(sentences))
+    register = register.with_columns(pl.lit("脱贫户").alias("household_type"))  # one line of its 7 wide column
+    # A rule's name short enough for one line of its column (12 wide, 11 to a line); no
+    # first date (its 10 characters take two lines of its 10.5 wide column, 9 to a line).
+    flags = flags.with_columns(
+        pl.Series("sentence", list(sentences)),
+        pl.lit("因病支出").alias("rule_name"),
+        pl.lit(None, pl.Date).alias("first_flagged_date"),
+    )
+    path = write_lists(flags, register, D, tmp_path / "outbox")[0]
+    sheet = openpyxl.load_workbook(path)["核查清单"]
+    heights = {
+        sheet.cell(r, 5).value: sheet.row_dimensions[r].height for r in range(3, sheet.max_row + 1) if sheet.cell(r, 5).value
+    }
+    expected = {f"043312400000{i:04d}": 13.5 * lines + 3 for i, lines in enumerate(sentences.values())}
+    assert heights == expected

@@ -33,7 +33,7 @@ from rules.catalogue import Catalogue
 from rules.features import head_rows
 from staging.stage import LoadAccount, Stage
 from visits.config import VisitConfig
-from visits.dispositions import apply_visits
+from visits.dispositions import LINK_COLUMNS, apply_visits
 from warehouse import delta, schema
 from warehouse.db import upgrade
 from warehouse.privacy import (
@@ -319,7 +319,7 @@ def _night_parts(stage: Stage, as_of: date, key: bytes, register: pl.DataFrame, 
     yield Part("households", functools.partial(_households, register), digest("households", register_in))
     yield Part("persons", functools.partial(_persons, register, key), digest("persons", register_in))
     del register  # held by the two builds alone, let go with them
-    night: dict[str, pl.DataFrame | None] = {}  # read once for the tables that share it
+    night: dict[str, pl.DataFrame | None] = {}  # the records' dates, from their table to the links'
 
     def source_records() -> tuple[pl.DataFrame, Complete]:
         records = staged_records(stage, as_of)
@@ -328,14 +328,10 @@ def _night_parts(stage: Stage, as_of: date, key: bytes, register: pl.DataFrame, 
 
     yield Part("source_records", source_records, digest("source_records", *records_in))
 
-    def links() -> pl.DataFrame:
-        if "links" not in night:
-            night["links"] = stage.nightly("links", as_of)
-        return night["links"]  # type: ignore[return-value]
-
     def record_links() -> tuple[pl.DataFrame, Complete]:
         dated = night.pop("dated") if "dated" in night else dated_records(stage, as_of)
-        rows = links() if dated is None else links().join(dated, on=list(_RECORD_KEY), how="left")
+        links = stage.nightly("links", as_of)
+        rows = links if dated is None else links.join(dated, on=list(_RECORD_KEY), how="left")
         return rows, functools.partial(_with_record_pseudonyms, key=key)
 
     links_in = stage.nightly_digest("links", as_of)
@@ -344,8 +340,8 @@ def _night_parts(stage: Stage, as_of: date, key: bytes, register: pl.DataFrame, 
     visits = stage.visits(as_of)
 
     def flags() -> tuple[pl.DataFrame, Complete]:
-        made = apply_visits(stage.nightly("flags", as_of), visits, Catalogue.load(), VisitConfig.load(), as_of, links())
-        del night["links"]
+        links = stage.nightly("links", as_of, LINK_COLUMNS)
+        made = apply_visits(stage.nightly("flags", as_of), visits, Catalogue.load(), VisitConfig.load(), as_of, links)
         return made.with_columns(pseudonymous_evidence(made["evidence"], key)), _as_is
 
     yield Part("flags", flags)
