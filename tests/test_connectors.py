@@ -547,6 +547,41 @@ def test_the_exchange_is_read_as_arrow_as_the_portable_path_reads_it(county):
     _same_pull_both_ways(url)
 
 
+def test_the_arrow_pull_gives_no_text_that_is_not_utf8_and_needs_no_pyarrow(tmp_path):
+    """SQLite's driver hands a TEXT value that is not UTF-8 over as a string, and polars
+    takes an Arrow stream as it comes: the Arrow path refuses the pull (the portable path
+    then names what failed) rather than give strings no later step can read."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "exchange.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE rs_employment_event (aac002 TEXT, aac003 TEXT, aac004 TEXT, event_type TEXT, "
+                   "event_date DATE, employer_name TEXT, work_area TEXT)")
+        db.executemany(
+            "INSERT INTO rs_employment_event VALUES (?, '张三', '1', '失业登记', '2026-11-02', '', '')",
+            [(f"43312419700101{i:04d}",) for i in range(20)],
+        )
+    url = f"sqlite:///{path}"
+    table = human_resources.EMPLOYMENT
+    query = f"SELECT {', '.join(c.header for c in table.columns)} FROM {table.table}"
+    good = human_resources._read_arrow(url, query, {}, table)
+    assert good is not None and good.height == 20 and good["name"].unique().to_list() == ["张三"]
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE rs_employment_event SET aac003 = CAST(x'ff41' AS TEXT) WHERE rowid = 15")
+    assert human_resources._read_arrow(url, query, {}, table) is None
+    # and the pull reads through the driver's own interface, not the DB-API layer that
+    # imports pyarrow and pandas
+    probe = (
+        "import sys; from connectors import human_resources as h; "
+        f"f = h._read_arrow({url!r}, {query!r}, {{}}, h.EMPLOYMENT); "
+        "print(f is None, 'pyarrow' in sys.modules, 'pandas' in sys.modules)"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False", "False"]
+
+
 def test_a_pulled_row_is_numbered_by_what_it_holds_and_twins_by_their_order():
     rows = pl.DataFrame({"aac002": ["A", "B", "A", "C", "A", "B"], "period": ["1", "1", "1", "2", "1", "1"]})
     numbered = human_resources.row_ids(rows)
