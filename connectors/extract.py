@@ -59,7 +59,8 @@ def extract(name: str, inbox: Path, as_of: date, stage: Stage, hr_url: str | Non
             result.sha256 = f"pull:{table.table}:{as_of.isoformat()}"
             try:
                 raw = human_resources.pull(table, url, stage.watermark(table.stage_name))
-                raw = human_resources.unseen(raw, stage.records(table.stage_name, as_of), table)
+                held = stage.records(table.stage_name, as_of, columns=["file", "row"])
+                raw = human_resources.unseen(raw, held, table)
             except DeliveryError as exc:
                 landing.failures.append(refusal(table, None, result, exc, as_of))
                 continue

@@ -155,20 +155,29 @@ class Stage:
         """Every version of every record of a source, stamped ``arrived`` and ``version``."""
         return self._read_parquet(self.layout.versions(stage_name))
 
-    def records(self, stage_name: str, night: date | None = None, snapshot: bool | None = None) -> pl.DataFrame | None:
+    def records(
+        self,
+        stage_name: str,
+        night: date | None = None,
+        snapshot: bool | None = None,
+        columns: list[str] | None = None,
+    ) -> pl.DataFrame | None:
         """The records the night ``night`` sees (None: every version arrived so far): per
         record its latest version arrived by then; of the register, the latest export.
+        Only ``columns``, if given.
 
         A night on or after the newest arrival (every night but a re-run of an older one)
         reads them as kept beside the versions (:meth:`current`), not sorted out of every
         version again: a night's steps ask for the same records several times."""
-        if snapshot is None and (current := self.current(stage_name, night)) is not None:
-            return current.drop(STAMPS)
+        if snapshot is None and (current := self.current(stage_name, night, columns)) is not None:
+            return current.drop(STAMPS) if columns is None else current.select(columns)
         versions = self.versions(stage_name)
         if versions is None:
             return None
         seen = as_of(versions, night, stage_name in self.snapshots() if snapshot is None else snapshot)
-        return seen if seen.height or night is None or versions.height == 0 else None
+        if not (seen.height or night is None or versions.height == 0):
+            return None
+        return seen if columns is None else seen.select(columns)
 
     def current(self, stage_name: str, night: date | None = None, columns: list[str] | None = None) -> pl.DataFrame | None:
         """Each record's latest version with its stamps, as kept when versions were last
