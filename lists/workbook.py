@@ -70,29 +70,32 @@ PROTECTION = {
 }
 
 
-def _lines(text: str, width: float) -> int:
+def _wrapped(text: pl.Expr, width: float) -> pl.Expr:
     """How many lines ``text`` wraps to in a column ``width`` wide (a Chinese character
-    takes two of a column's units, as in 宋体): a row must be as tall as its longest cell,
-    since neither Excel nor LibreOffice grows a row written without a height."""
-    units = sum(2 if ord(c) > 0x2E7F else 1 for c in text)
-    return max(1, -(-units // max(1, int(width) - 1)))
+    takes two of a column's units, as in 宋体; one unit is kept as margin): a row must be
+    as tall as its longest cell, since neither Excel nor LibreOffice grows a row written
+    without a height."""
+    units = text.str.len_chars() + text.str.count_matches(r"[\x{2E80}-\x{10FFFF}]")
+    per = max(1, int(width) - 1)
+    return pl.max_horizontal(pl.lit(1), (units + per - 1) // per)
+
+
+def _lines(text: str, width: float) -> int:
+    """:func:`_wrapped` of one text (a summary's or guide's line)."""
+    return pl.select(_wrapped(pl.lit(text, pl.String), width)).item()
 
 
 def _tallest(rows: pl.DataFrame) -> pl.Series:
-    """Per list row, the lines of its tallest shown cell (:func:`_lines` of each, as the
+    """Per list row, the lines of its tallest shown cell (:func:`_wrapped` of each, as the
     sheet writes them), counted by polars over the columns rather than per character in
     Python (5,000 households' lists: a third of the sheet's time)."""
 
     def lines(name: str) -> pl.Expr:
         if name == "序号":
-            text = pl.int_range(1, pl.len() + 1).cast(pl.String)
-        elif name in rows.columns:
-            text = pl.col(name).cast(pl.String).fill_null("")
-        else:
-            return pl.lit(1)
-        units = text.str.len_chars() + text.str.count_matches(r"[\x{2E80}-\x{10FFFF}]")
-        per = max(1, int(WIDTHS[name]) - 1)
-        return pl.max_horizontal(pl.lit(1), (units + per - 1) // per)
+            return _wrapped(pl.int_range(1, pl.len() + 1).cast(pl.String), WIDTHS[name])
+        if name in rows.columns:
+            return _wrapped(pl.col(name).cast(pl.String).fill_null(""), WIDTHS[name])
+        return pl.lit(1)
 
     shown = [n for n in LIST_COLUMNS if n not in HIDDEN]
     return rows.select(pl.max_horizontal(*(lines(n) for n in shown)).alias("tallest")).to_series()

@@ -17,9 +17,10 @@ from guardline.errors import GuardlineError
 from lists.rows import LIST_COLUMNS, VISIT_COLUMNS, identified_rows, visit_rows
 from lists.workbook import file_name, missing_note, write_workbook
 from rules.catalogue import Catalogue
+from rules.incremental import LINKED
 from staging.stage import Stage
 from visits.config import VisitConfig
-from visits.dispositions import LINK_COLUMNS, apply_visits
+from visits.dispositions import apply_visits
 
 
 def write_lists(
@@ -97,11 +98,6 @@ def _township_csv(part: pl.DataFrame, as_of: date, path: Path) -> None:
         .select(LIST_COLUMNS)
     )
     write_csv(path, frame.columns, frame.iter_rows())
-
-
-# What the lists read of the night's links (not their explanations and candidates): the
-# departments a flag cites, the members its records are about.
-LINKED = [*LINK_COLUMNS, "person_id", "match_status"]
 
 
 def write_stage_lists(stage: Stage, as_of: date, outbox: Path, on_step: Hook | None = None) -> list[Path]:

@@ -46,7 +46,9 @@ KEYS = ["source", "source_record_id"]
 # of deliveries in the 100,000-household county touched 31% of them: 2.2 s continued
 # against 3.1 s for all, with the scan of the records in both).
 MOST = 0.4
-LINKED = [*KEYS, "person_id", "household_id", "match_status"]  # what a link says of a record
+# What a link says of a record: all that the rules, the lists and the visits read of the
+# night's links (not their explanations and candidates, most of the file).
+LINKED = [*KEYS, "person_id", "household_id", "match_status"]
 # Per dated input (an attribute of Inputs): its stage name, its date column, and the
 # windows (days) the features count it over; every dated record also counts from its day on.
 WINDOWS: dict[str, tuple[str, str, tuple[int, ...]]] = {

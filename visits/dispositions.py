@@ -62,10 +62,6 @@ def _worsened(catalogue: Catalogue, by: float) -> pl.Expr:
     return expr
 
 
-# What :func:`apply_visits` reads of the night's links (a reader may read only these).
-LINK_COLUMNS = ["source", "source_record_id"]
-
-
 def flag_sources(flags: pl.DataFrame, links: pl.DataFrame | None) -> pl.DataFrame:
     """Per (household, rule): the departments whose records the flag cites, as one sorted
     text ("civil_affairs,health_insurance"); empty where it cites none."""

@@ -31,9 +31,10 @@ from guardline.errors import GuardlineError
 from guardline.version import code_version
 from rules.catalogue import Catalogue
 from rules.features import head_rows
+from rules.incremental import LINKED
 from staging.stage import LoadAccount, Stage
 from visits.config import VisitConfig
-from visits.dispositions import LINK_COLUMNS, apply_visits
+from visits.dispositions import apply_visits
 from warehouse import delta, schema
 from warehouse.db import upgrade
 from warehouse.privacy import (
@@ -340,7 +341,7 @@ def _night_parts(stage: Stage, as_of: date, key: bytes, register: pl.DataFrame, 
     visits = stage.visits(as_of)
 
     def flags() -> tuple[pl.DataFrame, Complete]:
-        links = stage.nightly("links", as_of, LINK_COLUMNS)
+        links = stage.nightly("links", as_of, LINKED)
         made = apply_visits(stage.nightly("flags", as_of), visits, Catalogue.load(), VisitConfig.load(), as_of, links)
         return made.with_columns(pseudonymous_evidence(made["evidence"], key)), _as_is
 
