@@ -143,6 +143,42 @@ def test_handmade_health_file_reads_every_form(tmp_path):
     assert valid["JS002"] and valid["JS004"] and valid["JS006"] and not valid["JS003"] and not valid["JS005"]
 
 
+def test_dates_and_periods_repeated_or_not_read_as_row_by_row(tmp_path):
+    # Dates and periods are parsed once per distinct text and looked up: every row still
+    # gets its own value, and a text that is no date or period its own reason.
+    texts = ["2026-11-03", "2026/11/3", None, "2026年11月3日", "20261103", " ", "2026-13-01", "46329"]
+    expected = [date(2026, 11, 3), date(2026, 11, 3), None, date(2026, 11, 3), date(2026, 11, 3), None, None]
+    expected += [date(2026, 11, 3)]
+    source = health_insurance.SOURCE
+    frame = pl.DataFrame(
+        {"__row": range(2, 2 + 3 * len(texts)), **{c.name: None if c.kind == "date" else "1" for c in source.columns}},
+        schema_overrides={c.name: pl.String for c in source.columns},
+    ).with_columns(
+        pl.Series("settlement_date", texts * 3),
+        settlement_type=pl.lit("正常"),
+        id_number=pl.lit("433124199001010013"),
+    )
+    batch = readers.batch.RawBatch("health_insurance", "x.csv", "", 0, frame, 1)
+    out = canonicalize(source, batch).frame
+    assert out["settlement_date"].to_list() == expected * 3
+    assert out["admission_date"].null_count() == out.height, "a column of no dates reads as none"
+    reasons = out["__problems"].to_list()[: len(texts)]
+    assert reasons[2] == reasons[5] == ["结算日期: empty"]
+    assert reasons[6] == ["结算日期: 2026-13-01 is not a date"]
+    assert not any(reasons[i] for i in (0, 1, 3, 4, 7))
+
+    months = ["202611", "202611.0", "202613", None, "202611", "abc"]
+    source = human_resources.CONTRIBUTIONS
+    frame = pl.DataFrame(
+        {"__row": range(2, 2 + len(months)), "period": months}
+    ).with_columns(
+        id_number=pl.lit("433124199001010013"), name=pl.lit("张三"), wage_base=pl.lit("3000"), status=pl.lit("正常缴费")
+    )
+    out = canonicalize(source, readers.batch.RawBatch("human_resources", "t", "", 0, frame, 1)).frame
+    assert out["period"].to_list() == [202611, 202611, None, None, 202611, None]
+    assert [len(p) for p in out["__problems"].to_list()] == [0, 0, 1, 1, 0, 1]
+
+
 def _gbk_names(folder: Path, *names: bytes) -> Path:
     """The handmade settlement file with its first rows' names replaced by raw bytes."""
     rows = tuple(
