@@ -300,9 +300,14 @@ def test_a_load_builds_again_only_the_tables_whose_inputs_changed(night, warehou
         .alias("match_status")
     )
     stage.save_nightly("links", AS_OF, changed)
+    kept = {n: stage.layout.loaded(n).stat().st_ino for n in ("households", "persons", "source_records", "record_links")}
     third = load_night(warehouse, stage, AS_OF, demo=True)
     assert set(third.unread) == {"households", "persons", "source_records"}
     assert third.changed["record_links"] == 2  # the one link's old row out, its new row in
+    # The account keeps the tables left unread as their files were; the links' file is new.
+    now = {n: stage.layout.loaded(n).stat().st_ino for n in kept}
+    assert {n for n in kept if now[n] != kept[n]} == {"record_links"}
+    assert set(load_night(warehouse, stage, AS_OF, demo=True).unread) == set(kept), "the account read back whole"
     with warehouse.connect() as c:
         status = c.execute(
             sa.text("SELECT match_status FROM record_links WHERE source = :s AND source_record_id = :r"),

@@ -599,7 +599,7 @@ def load_night(
         account = LoadAccount(delta.fingerprint(written), written, inputs)
         _keep_fingerprint(conn, code, account.fingerprint)
     if last is None or (last.fingerprint, last.inputs) != (account.fingerprint, account.inputs):
-        stage.save_load_account(account)  # else the account stands as it is
+        stage.save_load_account(account, last)  # else the account stands as it is
     result.seconds = time.perf_counter() - started
     return result
 
