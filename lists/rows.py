@@ -42,11 +42,14 @@ LIST_COLUMNS = (
 IDENTIFIED_COLUMNS = ("序号", "行政村", "户编号", "户主姓名", "户主证件号码", "预警规则", "核查结果", "核查日期")
 
 
-def heads(register: pl.DataFrame) -> pl.DataFrame:
-    """One row per household: what a list shows of it, and whether it is monitored
-    (监测对象类别 set and 风险是否已消除 not 是)."""
+def heads(register: pl.DataFrame, households: pl.DataFrame) -> pl.DataFrame:
+    """One row per household of ``households`` (its ``household_id``): what a list shows
+    of it, and whether it is monitored (监测对象类别 set and 风险是否已消除 not 是). The
+    register is narrowed to those households first: a night lists a few thousand of
+    100,000, and finding every household's 户主 cost 0.06 s a list."""
     monitored = pl.col("monitored_category").is_not_null() & (pl.col("risk_eliminated").fill_null("否") == "否")
-    return head_rows(register).select(
+    theirs = register.join(households.select("household_id"), on="household_id", how="semi")
+    return head_rows(theirs).select(
         "household_id",
         pl.col("county").fill_null(""),
         "township",
@@ -115,7 +118,7 @@ def visit_rows(
     )
     state = pl.when(pl.col("__new")).then(pl.lit("新增")).otherwise(pl.lit("持续"))
     return (
-        per_household.join(heads(register), on="household_id", how="left")
+        per_household.join(heads(register, per_household), on="household_id", how="left")
         .with_columns(
             pl.col("__rank")
             .replace_strict({v: SEVERITY_WORDS[k] for k, v in SEVERITY_ORDER.items()}, default="低")
@@ -139,7 +142,7 @@ def identified_rows(flags: pl.DataFrame, register: pl.DataFrame) -> pl.DataFrame
         pl.col("visit_date").max().alias("核查日期"),
     )
     return (
-        per_household.join(heads(register), on="household_id", how="inner")
+        per_household.join(heads(register, per_household), on="household_id", how="inner")
         .filter(~pl.col("__monitored"))
         .with_columns(pl.col("household_id").alias("户编号"), pl.col("village").alias("行政村"))
         .sort("行政村", "户编号")
