@@ -81,7 +81,7 @@ def mask_phone(expr: pl.Expr) -> pl.Expr:
 
 # A pseudonym is written in letters only (the hex digits 0-f as a-p), so that no pseudonym
 # can ever read as, or be mistaken for, an ID or a phone number.
-_HEX, _LETTERS = list("0123456789abcdef"), list("abcdefghijklmnop")
+_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")  # a hex digit as a letter
 _BLOCK = 64  # SHA-256's block size, the length HMAC pads its key to (RFC 2104)
 
 
@@ -99,20 +99,24 @@ def _hmac_states(key: bytes, prefix: bytes) -> tuple[Any, Any]:
 
 def pseudonyms(values: pl.Series, key: bytes, domain: str = "") -> pl.Series:
     """HMAC-SHA256 of each value, 20 letters; the same value always gets the same
-    pseudonym under the same key. Computed once per distinct value. ``domain`` keeps
-    pseudonyms of different kinds apart (a record's from a person's)."""
-    unique = values.drop_nulls().unique()
-    inner, outer = _hmac_states(key, domain.encode())
+    pseudonym under the same key. ``domain`` keeps pseudonyms of different kinds apart
+    (a record's from a person's).
 
-    def digest(value: bytes) -> str:
-        i, o = inner.copy(), outer.copy()
+    Row by row, the letters made in the same loop: the values a load names are keys
+    (records, persons), distinct already, and finding the distinct ones, mapping them
+    back and turning hex into letters with polars cost more than the hashing (2.6 s
+    against 1.2-1.7 s for the 1.7M records of a county's first night)."""
+    inner, outer = _hmac_states(key, domain.encode())
+    inner_copy, outer_copy = inner.copy, outer.copy
+
+    def letters(value: bytes) -> str:
+        i, o = inner_copy(), outer_copy()
         i.update(value)
         o.update(i.digest())
-        return o.hexdigest()
+        return o.hexdigest()[:20].translate(_LETTERS)
 
-    hexes = pl.Series([digest(v) for v in unique.cast(pl.Binary).to_list()], dtype=pl.String)
-    letters = hexes.str.slice(0, 20).str.replace_many(_HEX, _LETTERS)
-    return values.replace_strict(unique, letters, default=None, return_dtype=pl.String)
+    named = [None if v is None else letters(v) for v in values.cast(pl.Binary).to_list()]
+    return pl.Series(values.name, named, dtype=pl.String)
 
 
 RECORD = "record:"
