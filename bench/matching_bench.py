@@ -13,7 +13,9 @@ identifier noise (made vectorised here, not by the county generator, which would
 hours at this size), linked with the Chinese settings at 100K, 300K, 1M and 3M: pairs
 compared (per record and per blocking rule: four area codes make every block fuller
 as N grows, so this is where a rule that is not near-linear shows), records/s, the
-link's own peak memory (each size in a fresh process), precision and recall.
+link's peak memory with its two frames (each size in a fresh process that only reads
+them: they are made once, in a process of their own, and kept in ``bench/out/``),
+precision and recall.
 """
 
 from __future__ import annotations
