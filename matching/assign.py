@@ -123,10 +123,13 @@ def decide(scored: pl.DataFrame, model: Model) -> pl.DataFrame:
 
 
 def every_record(decided: pl.DataFrame, n_left: int) -> pl.DataFrame:
-    """The decisions of all ``n_left`` records: one without a candidate pair is unmatched."""
+    """The decisions of all ``n_left`` records, one row each (not in record order): those
+    decided, then those without a candidate pair, unmatched. Appended rather than joined:
+    a join copied every decision's words again (0.5 GB more at 1.7M records)."""
     every = pl.DataFrame({LI: pl.arange(0, n_left, eager=True, dtype=pl.UInt32)})
-    return every.join(decided, on=LI, how="left").with_columns(
-        pl.col("match_status").fill_null("unmatched"),
-        pl.col("match_method").fill_null("no candidate"),
-        pl.col("match_probability").fill_null(0.0),
+    alone = every.join(decided.select(LI), on=LI, how="anti").with_columns(
+        pl.lit("unmatched").alias("match_status"),
+        pl.lit("no candidate").alias("match_method"),
+        pl.lit(0.0).alias("match_probability"),
     )
+    return pl.concat([decided, alone], how="diagonal_relaxed")
