@@ -19,7 +19,7 @@ import polars as pl
 from guardline.errors import GuardlineError
 from matching import incremental
 from matching.blocking import LI, RI
-from matching.linker import LinkResult, link
+from matching.linker import LinkResult, link, linked_columns
 from matching.model import Model
 from matching.prepare import record_versions, records_frame, register_frame
 from matching.review import apply_decisions
@@ -85,31 +85,47 @@ def _candidates_json(right: pl.DataFrame) -> pl.Expr:
     )
 
 
-def links_frame(decisions: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
-    """The decisions in the terms of docs/outputs.md ``v_record_links`` (plus reasons)."""
-    people = right.with_row_index(RI).select(RI, "person_id", "household_id")
+def scored_links(
+    decisions: pl.DataFrame, left: pl.DataFrame, right: pl.DataFrame, versions: pl.DataFrame, settings: Settings
+) -> pl.DataFrame:
+    """The decisions in the terms of docs/outputs.md ``v_record_links`` (plus reasons), in
+    record order, with what a later night continues: the version each record was scored
+    on and its share groups.
+
+    Each column is gathered once, into its place in the final order: joined, sorted and
+    joined again, the 1.7 million decisions of a county's first night were materialised
+    five times over (a string column costs 16 bytes a row however short its text), the
+    peak of the match step."""
+    records = (
+        left.select(incremental.KEYS)
+        .with_row_index(LI)
+        .join(versions, on=incremental.KEYS, how="left", maintain_order="left")
+        .join(incremental.share_keys(left, settings), on=incremental.KEYS, how="left", maintain_order="left")
+        .sort(incremental.KEYS)
+    )
+    in_order = records.select(LI)
+    at = in_order.join(decisions.select(LI).with_row_index("at"), on=LI, how="left", maintain_order="left")["at"]
+    chosen = decisions.select(RI, "match_status", "match_probability", "match_method", "explanation").gather(at)
+    people = right.select("person_id", "household_id").gather(chosen[RI])
     review = decisions.filter(pl.col("match_status") == "review")
     review_json = (
-        review.select(LI, _candidates_json(right).alias("candidates_json"))
+        review.select(LI, _candidates_json(right).alias("candidates"))
         if review.height
-        else (pl.DataFrame(schema={LI: pl.UInt32, "candidates_json": pl.String}))
+        else pl.DataFrame(schema={LI: pl.UInt32, "candidates": pl.String})
     )
-    return (
-        decisions.join(left.with_row_index(LI).select(LI, "source", "source_record_id"), on=LI)
-        .join(people, on=RI, how="left")
-        .join(review_json, on=LI, how="left")
-        .select(
-            "source",
-            "source_record_id",
-            "person_id",
-            "household_id",
-            "match_status",
-            pl.col("match_probability").round(6),
-            "match_method",
-            "explanation",
-            pl.col("candidates_json").alias("candidates"),
-        )
-        .sort("source", "source_record_id")
+    candidates = in_order.join(review_json, on=LI, how="left", maintain_order="left")["candidates"]
+    return pl.DataFrame(
+        [
+            records["source"],
+            records["source_record_id"],
+            *people.get_columns(),
+            chosen["match_status"],
+            chosen["match_probability"].round(6),
+            chosen["match_method"],
+            chosen["explanation"],
+            candidates,
+            *records.drop(LI, *incremental.KEYS).get_columns(),
+        ]
     )
 
 
@@ -163,7 +179,7 @@ def match_stage(
         result = link(left, right, chosen, saved=None if due else saved, previous=saved if due else None)
         timings.update(result.timings)
         t = time.perf_counter()
-        rescored = _scored(links_frame(result.decisions, left, right), left, versions, chosen)
+        rescored = scored_links(result.decisions, left, right, versions, chosen)
         scored = rescored if earlier is None else incremental.carried(earlier, rescored)
     links = apply_decisions(scored.select(list(LINK_SCHEMA)), stage.decisions(as_of), persons)
     # A night with nothing new scored keeps the files of the night it continues where
@@ -222,26 +238,24 @@ def _to_score(
     earlier: pl.DataFrame | None,
     settings: Settings,
 ) -> pl.DataFrame:
-    """The records to score tonight, prepared: every one, or those with a new version and
-    the partners of their groups."""
+    """The records to score tonight, prepared (the columns the link reads): every one, or
+    those with a new version and the partners of their groups."""
+    columns = list(dict.fromkeys([*incremental.KEYS, *linked_columns(settings)]))
+
+    def prepared(only: pl.DataFrame | None = None) -> pl.DataFrame:
+        frame = records_frame(stage, right, as_of, only)
+        return frame.select(columns) if frame.width else frame
+
     if earlier is None:
-        return records_frame(stage, right, as_of)
+        return prepared()
     only = incremental.changed(versions, earlier)
-    left = records_frame(stage, right, as_of, only)
+    left = prepared(only)
     groups = incremental.share_keys(left, settings)
     while (more := incremental.partners(earlier, groups, only)).height:
-        extra = records_frame(stage, right, as_of, more)
+        extra = prepared(more)
         only, left = pl.concat([only, more]), pl.concat([left, extra], how="vertical_relaxed")
         groups = earlier.join(more, on=incremental.KEYS, how="semi")
     return left
-
-
-def _scored(links: pl.DataFrame, left: pl.DataFrame, versions: pl.DataFrame, settings: Settings) -> pl.DataFrame:
-    """Links before the reviewers' decisions, with the version each record was scored on
-    and its share groups: what a later night continues."""
-    return links.join(versions, on=incremental.KEYS, how="left").join(
-        incremental.share_keys(left, settings), on=incremental.KEYS, how="left"
-    )
 
 
 def staged_links(stage: Stage, as_of: date | None = None) -> pl.DataFrame:

@@ -361,8 +361,17 @@ def test_a_record_sent_to_review_has_its_person_among_the_candidates(matched):
     )
     assert review.height > 100
     assert review["among"].all(), review.filter(~pl.col("among")).join(result.left, on=keys).select(
-        "name_raw", "id_raw", "care_township_key", "candidates"
+        "name_key", "id_raw", "care_township_key", "candidates"
     ).to_dicts()
+
+
+def test_records_are_linked_with_the_columns_the_settings_read_only(matched):
+    """What the settings never read is not held through the link (each string column is
+    16 bytes a record): the name and phone as delivered, the birth date, the ID's sex."""
+    _, _, result = matched
+    assert {"name_raw", "phone_raw", "sex_raw", "birth_date", "id_sex", "name_norm"}.isdisjoint(result.left.columns)
+    # compared, blocked on, filtered by, and the share rule's delivered ID cell
+    assert {"id18", "name_key", "name_fuzzy", "id_kind", "id_valid", "id_raw", "given_last"} <= set(result.left.columns)
 
 
 def test_blocking_keeps_nearly_every_true_pair(matched):
