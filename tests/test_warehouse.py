@@ -104,6 +104,27 @@ def test_loading_a_night_twice_leaves_every_table_identical(night, warehouse):
     assert len(audit) == 2 and all(r.code_version and '"matched": 1' in r.counts for r in audit)
 
 
+def test_a_load_written_in_slices_writes_what_one_slice_writes(night, tmp_path, monkeypatch):
+    """A county's rows are completed and inserted a slice at a time: slices of 37 rows
+    (every table of the night in several, the last one short) leave every table as
+    one slice does."""
+    whole = engine(f"duckdb:///{tmp_path / 'whole.duckdb'}")
+    sliced = engine(f"duckdb:///{tmp_path / 'sliced.duckdb'}")
+    try:
+        load_night(whole, night, AS_OF, demo=True)
+        monkeypatch.setattr(load_module, "SLICE_ROWS", 37)
+        assert night.nightly("links", AS_OF).height > 10 * 37
+        loaded = load_night(sliced, night, AS_OF, demo=True)
+        assert loaded.rows["record_links"] == night.nightly("links", AS_OF).height
+        assert _digest(sliced) == _digest(whole) | {"warehouse_settings": _digest(sliced)["warehouse_settings"]}
+        settings = "SELECT name, value FROM warehouse_settings ORDER BY name"  # not when they were set
+        with whole.connect() as a, sliced.connect() as b:
+            assert a.execute(sa.text(settings)).all() == b.execute(sa.text(settings)).all()
+    finally:
+        whole.dispose()
+        sliced.dispose()
+
+
 @pytest.mark.parametrize("missing", ["links", "flags"])
 def test_a_night_not_matched_or_flagged_is_refused_before_anything_is_written(night, tmp_path, missing):
     import shutil

@@ -173,21 +173,18 @@ class StagedRecords:
 
     def with_payloads(self, rows: pl.DataFrame) -> pl.DataFrame:
         """``rows`` (some of :attr:`rows`) with their ``payload``: the values as JSON.
-        Called once, for the rows a load writes: each source's values are let go as soon
-        as they are encoded (a first night writes every record, and holding the values
-        beside all their JSON made the load the night's peak)."""
+        Called for each slice of the rows a load writes (:data:`SLICE_ROWS`): a first night
+        writes every record, and holding all their JSON at once made the load the
+        night's peak."""
         if rows.height == 0:
             return rows
         keys = rows.select("source", "source_record_id")
-        encoded = []
-        while self.values:
-            values = self.values.pop(0)
-            encoded.append(
-                values.join(keys, on=keys.columns, how="semi").select(
-                    *keys.columns, pl.col("__values").struct.json_encode().alias("payload")
-                )
+        encoded = [
+            values.join(keys, on=keys.columns, how="semi").select(
+                *keys.columns, pl.col("__values").struct.json_encode().alias("payload")
             )
-            del values
+            for values in self.values
+        ]
         return rows.join(pl.concat(encoded), on=keys.columns, how="left", maintain_order="left")
 
 
@@ -332,8 +329,7 @@ def _night_parts(stage: Stage, as_of: date, key: bytes, register: pl.DataFrame, 
     def record_links() -> tuple[pl.DataFrame, Complete]:
         dated = night.pop("dated") if "dated" in night else dated_records(stage, as_of)
         links = stage.nightly("links", as_of)
-        rows = links if dated is None else links.join(dated, on=list(_RECORD_KEY), how="left")
-        return rows, functools.partial(_with_record_pseudonyms, key=key)
+        return _with_dates(links, dated), functools.partial(_with_record_pseudonyms, key=key)
 
     links_in = stage.nightly_digest("links", as_of)
     yield Part("record_links", record_links, digest("record_links", links_in, *records_in))
@@ -351,6 +347,18 @@ def _night_parts(stage: Stage, as_of: date, key: bytes, register: pl.DataFrame, 
     yield Part("quarantine", lambda: (stage.quarantine(), _as_is))
     yield Part("review_decisions", lambda: (_or_empty(stage.decisions(as_of)), _as_is))
     yield Part("visits", lambda: (_or_empty(visits), _as_is))
+
+
+def _with_dates(links: pl.DataFrame, dated: pl.DataFrame | None) -> pl.DataFrame:
+    """The links with their record's date and amount, side by side: the two columns are
+    gathered into the links' order, and the links' own columns (their explanations and
+    candidates among them) are not copied, as a join would."""
+    if dated is None:
+        return links
+    at = links.select(_RECORD_KEY).join(
+        dated.select(_RECORD_KEY).with_row_index("at"), on=list(_RECORD_KEY), how="left", maintain_order="left"
+    )["at"]
+    return links.hstack(dated.select("event_date", "amount").gather(at).get_columns())
 
 
 def _households(register: pl.DataFrame) -> tuple[pl.DataFrame, Complete]:
@@ -609,6 +617,11 @@ def _mine(table: sa.Table, code: str) -> sa.ColumnElement:
     return sa.or_(table.c.county_code == code, table.c.county_code == "", table.c.county_code.is_(None))
 
 
+# Rows completed (pseudonyms, payloads), merged and inserted at a time: what completing
+# them adds is held for one slice, not for a county's 1.7 million records or links.
+SLICE_ROWS = 250_000
+
+
 @dataclass
 class StateLoad:
     """What loading one state table did: its new account (the county's rows it holds),
@@ -646,15 +659,19 @@ def _load_state(
                 on = sa.tuple_(*(table.c[k] for k in keys)).in_(sa.select(*temp.c))
                 deleted = conn.execute(table.delete().where(sa.and_(_mine(table, code), on))).rowcount or 0
         send = frame.join(delta.fresh(before, now, keys), on=keys, how="semi")
-    send = complete(send)
     if table.name in ("households", "persons"):
         _registered_elsewhere(conn, table, send, code)
-    kept = _merge_shared(conn, table, send, code) if table.name in SHARED else send
-    inserted = bulk_insert(conn, table, kept)
-    # Rows that lost to another county's are not the county's: tried again next night.
-    lost = send.join(kept.select(keys), on=keys, how="anti").select(keys) if send.height else send
-    account = now.join(lost, on=keys, how="anti") if lost.height else now
-    return StateLoad(account, deleted + inserted, whole=lost.height == 0)
+    inserted, lost = 0, []
+    for start in range(0, send.height, SLICE_ROWS):
+        part = complete(send.slice(start, SLICE_ROWS))
+        kept = _merge_shared(conn, table, part, code) if table.name in SHARED else part
+        inserted += bulk_insert(conn, table, kept)
+        # Rows that lost to another county's are not the county's: tried again next night.
+        lost.append(part.join(kept.select(keys), on=keys, how="anti").select(keys))
+        del part, kept
+    refused = pl.concat(lost) if lost else pl.DataFrame()
+    account = now.join(refused, on=keys, how="anti") if refused.height else now
+    return StateLoad(account, deleted + inserted, whole=refused.height == 0)
 
 
 def _fingerprint(conn: sa.Connection, code: str) -> str | None:
