@@ -101,6 +101,14 @@ def _pair_columns(rule: BlockingRule) -> tuple[str, ...]:
     return tuple(c for c in (rule.unless_both, rule.only_shorter) if c)
 
 
+def rule_columns(rule: BlockingRule) -> list[str]:
+    """Every column of a record a rule reads: its own, what :func:`rule_records` filters
+    the records by, and what its pairs are filtered by."""
+    kinds = ["id_kind"] if rule.only_id_kinds else []
+    valid = ["id_valid"] if rule.fast_path else []
+    return list(dict.fromkeys([*rule.columns, *kinds, *rule.only_without, *valid, *_pair_columns(rule)]))
+
+
 def _rule_persons(
     right: pl.DataFrame, lsub: pl.DataFrame, rule: BlockingRule, max_block: int, skipped: dict[str, int]
 ) -> pl.DataFrame:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from matching.assign import decide, every_record
-from matching.blocking import LI, RI, Blocking, candidates
+from matching.blocking import LI, RI, Blocking, candidates, rule_columns
 from matching.compare import gamma_name, gammas
 from matching.model import (
     Model,
@@ -65,9 +65,7 @@ def linked_columns(settings: Settings) -> list[str]:
     more held through the link, whatever its value, a sixth of a county's records frame."""
     cols = compared_columns(settings)
     for rule in settings.blocking:
-        cols += [*rule.columns, *rule.only_without, *(c for c in (rule.unless_both, rule.only_shorter) if c)]
-        cols += ["id_kind"] if rule.only_id_kinds else []
-        cols += ["id_valid"] if rule.fast_path else []
+        cols += rule_columns(rule)
     return list(dict.fromkeys(cols))
 
 

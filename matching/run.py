@@ -17,6 +17,7 @@ from datetime import date
 import polars as pl
 
 from guardline.errors import GuardlineError
+from guardline.frames import aligned
 from matching import incremental
 from matching.blocking import LI, RI
 from matching.linker import LinkResult, link, linked_columns
@@ -94,8 +95,7 @@ def scored_links(
 
     Each column is gathered once, into its place in the final order: joined, sorted and
     joined again, the 1.7 million decisions of a county's first night were materialised
-    five times over (a string column costs 16 bytes a row however short its text), the
-    peak of the match step."""
+    five times over, the peak of the match step."""
     records = (
         left.select(incremental.KEYS)
         .with_row_index(LI)
@@ -104,8 +104,9 @@ def scored_links(
         .sort(incremental.KEYS)
     )
     in_order = records.select(LI)
-    at = in_order.join(decisions.select(LI).with_row_index("at"), on=LI, how="left", maintain_order="left")["at"]
-    chosen = decisions.select(RI, "match_status", "match_probability", "match_method", "explanation").gather(at)
+    chosen = aligned(
+        decisions.select(LI, RI, "match_status", "match_probability", "match_method", "explanation"), in_order
+    )
     people = right.select("person_id", "household_id").gather(chosen[RI])
     review = decisions.filter(pl.col("match_status") == "review")
     review_json = (

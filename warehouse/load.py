@@ -28,6 +28,7 @@ from connectors.canonical import META
 from connectors.sources import BY_STAGE_NAME, RECORD_STAGES
 from guardline.atomic import Hook
 from guardline.errors import GuardlineError
+from guardline.frames import aligned
 from guardline.version import code_version
 from rules.catalogue import Catalogue
 from rules.features import head_rows
@@ -350,15 +351,11 @@ def _night_parts(stage: Stage, as_of: date, key: bytes, register: pl.DataFrame, 
 
 
 def _with_dates(links: pl.DataFrame, dated: pl.DataFrame | None) -> pl.DataFrame:
-    """The links with their record's date and amount, side by side: the two columns are
-    gathered into the links' order, and the links' own columns (their explanations and
-    candidates among them) are not copied, as a join would."""
+    """The links with their record's date and amount, side by side (the links' own
+    columns, their explanations and candidates among them, not copied)."""
     if dated is None:
         return links
-    at = links.select(_RECORD_KEY).join(
-        dated.select(_RECORD_KEY).with_row_index("at"), on=list(_RECORD_KEY), how="left", maintain_order="left"
-    )["at"]
-    return links.hstack(dated.select("event_date", "amount").gather(at).get_columns())
+    return links.hstack(aligned(dated, links.select(_RECORD_KEY)).get_columns())
 
 
 def _households(register: pl.DataFrame) -> tuple[pl.DataFrame, Complete]:
